@@ -1,0 +1,282 @@
+"""1-D curves: 3-column text (q nm^-1, I, sigma) and NXcanSAS HDF5, both ways.
+
+Writers are deterministic (no dates, sorted provenance) and atomic. Readers accept the
+files saxsred writes and common third-party text files (BioXTAS RAW, ESRF EDNA, Dioptas
+``.xy``), and reject nonsense with one line naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .. import provenance as prov_mod
+from ..curve import Curve
+from ..errors import InputError
+from .atomic import atomic_path
+
+_NUM_ROW = re.compile(r"^\s*[-+]?(\d|\.\d)")
+_ANGSTROM_HINTS = ("1/a", "a^-1", "a-1", "å", "angstrom", "raw_version", "bioxtas", "### data:")
+_NM_HINTS = ("1/nm", "nm^-1", "nm-1", "q*nm", "nm^{-1}", "q_nm")
+
+
+def _detect_q_unit(header: str) -> str:
+    h = header.lower()
+    if any(k in h for k in _NM_HINTS):
+        return "nm^-1"
+    if any(k in h for k in _ANGSTROM_HINTS):
+        return "A^-1"
+    return "nm^-1"
+
+
+def read_curve(path: str | os.PathLike, q_unit: str = "auto") -> Curve:
+    """Read a 1-D curve written by saxsred or a third-party 2/3-column text file.
+
+    Parameters
+    ----------
+    path : file name; ``.h5``/``.nxs``/``.hdf5`` are read as NXcanSAS, anything else as text.
+    q_unit : ``"nm^-1"``, ``"A^-1"`` or ``"auto"`` (from the header: BioXTAS RAW files are in
+        A^-1, saxsred and EDNA files say nm^-1; default nm^-1).
+
+    Returns
+    -------
+    Curve with q in nm^-1. A 2-column file gets sigma = 0 and
+    ``provenance["sigma_missing"] = True`` so that fits can say they are unweighted.
+    """
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, not a curve file")
+    if p.suffix.lower() in (".h5", ".hdf5", ".nxs", ".nx"):
+        curve = _read_nxcansas(p)
+    else:
+        curve = _read_text(p, q_unit)
+    _validate(curve, p)
+    return curve
+
+
+def _read_text(p: Path, q_unit: str) -> Curve:
+    try:
+        text = p.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InputError(f"{p}: cannot be read ({exc.strerror}); check permissions") from None
+    header_lines: list[str] = []
+    rows: list[list[float]] = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        if line.lstrip().startswith(("#", "!", ";", "%")) or not _NUM_ROW.match(line):
+            header_lines.append(line)
+            continue
+        parts = re.split(r"[,\s]+", line.strip())
+        try:
+            rows.append([float(x) for x in parts])
+        except ValueError:
+            header_lines.append(line)
+            continue
+    if not rows:
+        raise InputError(f"{p}: no numeric rows found; expected columns q, I[, sigma]")
+    ncol = max(set(len(r) for r in rows), key=lambda n: sum(len(r) == n for r in rows))
+    if ncol < 2:
+        raise InputError(f"{p}: only one column; a curve needs q and I (and sigma)")
+    data = np.array([r[:3] for r in rows if len(r) == ncol], dtype=float)
+    unit = _detect_q_unit("\n".join(header_lines)) if q_unit == "auto" else q_unit
+    q = data[:, 0] * (10.0 if unit in ("A^-1", "1/A") else 1.0)
+    i = data[:, 1]
+    sigma_missing = data.shape[1] < 3
+    s = data[:, 2] if not sigma_missing else np.zeros_like(i)
+    iunit = "arb"
+    prov = {}
+    for line in header_lines:
+        m = re.match(r"#\s*intensity_unit\s*[:=]\s*(\S+)", line)
+        if m:
+            iunit = m.group(1)
+        m = re.match(r"#\s*provenance\s*[:=]\s*(\{.*\})\s*$", line)
+        if m:
+            try:
+                prov = json.loads(m.group(1))
+            except json.JSONDecodeError:
+                prov = {}
+    prov = dict(prov)
+    prov["source"] = prov_mod.input_record(p)
+    if sigma_missing:
+        prov["sigma_missing"] = True
+    return Curve(q, i, s, unit=iunit, name=p.stem, provenance=prov)
+
+
+def _read_nxcansas(p: Path) -> Curve:
+    try:
+        with h5py.File(p, "r") as fh:
+            entry = None
+            for key in fh:
+                g = fh[key]
+                if _attr(g, "canSAS_class") == "SASentry" or _attr(g, "NX_class") == "NXentry":
+                    entry = g
+                    break
+            if entry is None:
+                raise InputError(f"{p}: no SASentry group; not an NXcanSAS file")
+            data = None
+            for key in entry:
+                g = entry[key]
+                if isinstance(g, h5py.Group) and (
+                    _attr(g, "canSAS_class") == "SASdata" or _attr(g, "NX_class") == "NXdata"
+                ):
+                    data = g
+                    break
+            if data is None:
+                raise InputError(f"{p}: no SASdata group in {entry.name}")
+            sig = _attr(data, "signal") or "I"
+            i = np.asarray(data[sig][()], dtype=float)
+            axes = _attr(data, "I_axes") or "Q"
+            q = np.asarray(data[axes.split(",")[0]][()], dtype=float)
+            qunits = _attr(data[axes.split(",")[0]], "units") or "1/nm"
+            unc = _attr(data[sig], "uncertainties") or "Idev"
+            s = np.asarray(data[unc][()], dtype=float) if unc in data else np.zeros_like(i)
+            iunit = _attr(data[sig], "units") or "arb"
+            prov = {}
+            for key in entry:
+                g = entry[key]
+                if isinstance(g, h5py.Group) and _attr(g, "canSAS_class") == "SASprocess":
+                    if "provenance" in g:
+                        raw = g["provenance"][()]
+                        raw = raw.decode() if isinstance(raw, bytes) else str(raw)
+                        try:
+                            prov = json.loads(raw)
+                        except json.JSONDecodeError:
+                            prov = {}
+    except OSError as exc:
+        raise InputError(f"{p}: not a readable HDF5 file ({exc}); re-export it") from None
+    except KeyError as exc:
+        raise InputError(f"{p}: NXcanSAS dataset missing ({exc}); re-export it") from None
+    if qunits.strip() in ("1/A", "1/angstrom", "A^-1"):
+        q = q * 10.0
+    iunit = {"1/cm": "cm^-1", "1/sr": "sr^-1", "arbitrary": "arb"}.get(iunit, iunit)
+    prov = dict(prov)
+    prov["source"] = prov_mod.input_record(p)
+    return Curve(q, i, s, unit=iunit, name=p.stem, provenance=prov)
+
+
+def _attr(obj, key):
+    v = obj.attrs.get(key)
+    if isinstance(v, bytes):
+        v = v.decode()
+    if isinstance(v, np.ndarray) and v.size == 1:
+        v = v.item()
+        if isinstance(v, bytes):
+            v = v.decode()
+    return v
+
+
+def _validate(curve: Curve, p: Path) -> None:
+    if len(curve) == 0:
+        raise InputError(f"{p}: the curve is empty")
+    if not np.all(np.isfinite(curve.q_nm)):
+        raise InputError(f"{p}: q contains NaN or infinity; remove those rows")
+    if np.any(curve.q_nm < 0):
+        raise InputError(f"{p}: negative q values; q must be >= 0 (is the first column q?)")
+    bad = ~np.isfinite(curve.intensity) | ~np.isfinite(curve.sigma)
+    if np.any(bad):
+        n = int(bad.sum())
+        raise InputError(
+            f"{p}: {n} row(s) with NaN or infinite intensity/sigma (first at q = "
+            f"{curve.q_nm[bad][0]:.4g} nm^-1); remove or mask them before analysis"
+        )
+    if np.any(curve.sigma < 0):
+        raise InputError(f"{p}: negative sigma values; the third column must be a standard deviation")
+    if np.any(np.diff(curve.q_nm) <= 0):
+        raise InputError(f"{p}: q is not strictly increasing; sort the rows and remove duplicates")
+
+
+_UNIT_NX = {"cm^-1": "1/cm", "sr^-1": "1/sr", "arb": "arbitrary"}
+
+
+def write_dat(curve: Curve, path: str | os.PathLike) -> Path:
+    """Write a 3-column text file (q nm^-1, I, sigma) with a commented provenance header."""
+    p = Path(path)
+    lines = [
+        "# saxsred 1-D curve",
+        f"# name: {curve.name}",
+        f"# intensity_unit: {curve.unit}",
+        "# q_unit: nm^-1",
+        f"# provenance: {json.dumps(prov_mod._jsonable(curve.provenance), sort_keys=True)}",
+        "# columns: q_nm^-1 I sigma",
+    ]
+    body = "\n".join(
+        f"{q:.8e} {i:.8e} {s:.8e}"
+        for q, i, s in zip(curve.q_nm, curve.intensity, curve.sigma)
+    )
+    with atomic_path(p) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("\n".join(lines) + "\n" + body + "\n")
+    return p
+
+
+def _ds(group: h5py.Group, name: str, data, **attrs) -> h5py.Dataset:
+    if isinstance(data, str):
+        d = group.create_dataset(name, data=data, dtype=h5py.string_dtype(), track_times=False)
+    else:
+        d = group.create_dataset(name, data=np.asarray(data), track_times=False)
+    for k, v in attrs.items():
+        d.attrs[k] = v
+    return d
+
+
+def _group(parent: h5py.Group, name: str, nx: str, cansas: str | None = None) -> h5py.Group:
+    g = parent.create_group(name, track_order=True)
+    g.attrs["NX_class"] = nx
+    if cansas:
+        g.attrs["canSAS_class"] = cansas
+    return g
+
+
+def write_nxcansas(curve: Curve, path: str | os.PathLike, title: str | None = None) -> Path:
+    """Write an NXcanSAS (v1.1) HDF5 file readable by SasView/sasdata.
+
+    The provenance goes into ``sasentry01/sasprocess01/provenance`` as JSON. HDF5 object
+    times are not tracked, so the same curve gives a byte-identical file.
+    """
+    p = Path(path)
+    with atomic_path(p) as tmp:
+        with h5py.File(tmp, "w", libver=("v108", "v108"), track_order=True) as fh:
+            fh.attrs["default"] = "sasentry01"
+            fh.attrs["creator"] = "saxsred"
+            e = _group(fh, "sasentry01", "NXentry", "SASentry")
+            e.attrs["version"] = "1.1"
+            e.attrs["default"] = "sasdata01"
+            _ds(e, "definition", "NXcanSAS")
+            _ds(e, "title", title or curve.name or "saxsred curve")
+            _ds(e, "run", curve.name or "0")
+            d = _group(e, "sasdata01", "NXdata", "SASdata")
+            d.attrs["signal"] = "I"
+            d.attrs["I_axes"] = "Q"
+            d.attrs["Q_indices"] = np.array([0], dtype=np.int32)
+            d.attrs["timestamp"] = ""  # deliberately empty: no dates in data files
+            _ds(d, "Q", curve.q_nm, units="1/nm")
+            _ds(
+                d,
+                "I",
+                curve.intensity,
+                units=_UNIT_NX.get(curve.unit, curve.unit),
+                uncertainties="Idev",
+            )
+            _ds(d, "Idev", curve.sigma, units=_UNIT_NX.get(curve.unit, curve.unit))
+            inst = _group(e, "sasinstrument", "NXinstrument", "SASinstrument")
+            src = _group(inst, "sassource", "NXsource", "SASsource")
+            _ds(src, "radiation", "x-ray")
+            geo = curve.provenance.get("geometry") if curve.provenance else None
+            if isinstance(geo, dict) and "wavelength_m" in geo:
+                _ds(src, "incident_wavelength", geo["wavelength_m"] * 1e9, units="nm")
+            det = _group(inst, "sasdetector", "NXdetector", "SASdetector")
+            _ds(det, "name", str((geo or {}).get("detector", "detector")))
+            if isinstance(geo, dict) and "distance_m" in geo:
+                _ds(det, "SDD", geo["distance_m"], units="m")
+            proc = _group(e, "sasprocess01", "NXprocess", "SASprocess")
+            _ds(proc, "name", "saxsred")
+            _ds(proc, "provenance", prov_mod.to_json(curve.provenance))
+    return p

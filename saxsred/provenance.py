@@ -1,0 +1,89 @@
+"""Provenance: what went into an output, so that it can be traced and reproduced.
+
+Provenance records hold the inputs with checksums, every option and the software
+versions. They never hold dates or host names: the same inputs must give
+byte-identical files (dates belong in a run log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+_CHUNK = 1 << 22
+
+
+def file_checksum(path: str | os.PathLike) -> str:
+    """BLAKE2b-128 of a file's bytes as ``"blake2b:<hex>"`` (fast, read once in 4 MiB chunks)."""
+    h = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return f"blake2b:{h.hexdigest()}"
+
+
+def array_checksum(arr: np.ndarray) -> str:
+    """Checksum of an array's dtype, shape and bytes."""
+    arr = np.ascontiguousarray(arr)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(arr.dtype).encode())
+    h.update(str(arr.shape).encode())
+    h.update(arr.tobytes())
+    return f"blake2b:{h.hexdigest()}"
+
+
+@lru_cache(maxsize=1)
+def software_versions() -> dict[str, str]:
+    """Versions of saxsred and of the libraries that change its numbers."""
+    out: dict[str, str] = {}
+    for name in ("saxsred", "pyFAI", "fabio", "numpy", "scipy", "lmfit", "h5py", "numba"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:  # pragma: no cover - not installed
+            out[name] = "absent"
+    return out
+
+
+def input_record(path: str | os.PathLike, checksum: str | None = None) -> dict[str, str]:
+    """One input entry: the file name (not the absolute path, which differs between machines) and its checksum."""
+    p = Path(path)
+    return {"file": p.name, "checksum": checksum or file_checksum(p)}
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def to_json(prov: dict[str, Any]) -> str:
+    """Deterministic JSON (sorted keys) of a provenance record."""
+    return json.dumps(_jsonable(prov), sort_keys=True, indent=1)
+
+
+def extend(prov: dict[str, Any] | None, step: str, **record: Any) -> dict[str, Any]:
+    """Return a new provenance dict with ``record`` appended under ``steps``.
+
+    The software versions are added once. The input dict is not modified.
+    """
+    out = dict(prov or {})
+    steps = list(out.get("steps", []))
+    steps.append({"step": step, **_jsonable(record)})
+    out["steps"] = steps
+    out.setdefault("software", software_versions())
+    return out
