@@ -7,7 +7,6 @@ byte-identical files (dates belong in a run log).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from functools import lru_cache
@@ -16,27 +15,37 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import xxhash
 
 _CHUNK = 1 << 22
 
 
 def file_checksum(path: str | os.PathLike) -> str:
-    """BLAKE2b-128 of a file's bytes as ``"blake2b:<hex>"`` (fast, read once in 4 MiB chunks)."""
-    h = hashlib.blake2b(digest_size=16)
+    """XXH3-128 of a file's bytes as ``"xxh3:<hex>"``.
+
+    XXH3 runs at memory speed (about 20x BLAKE2b), so hashing every input once per file
+    costs well under a millisecond per megapixel frame: provenance does not slow reduction.
+    """
+    h = xxhash.xxh3_128()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
             h.update(chunk)
-    return f"blake2b:{h.hexdigest()}"
+    return f"xxh3:{h.hexdigest()}"
 
 
 def array_checksum(arr: np.ndarray) -> str:
-    """Checksum of an array's dtype, shape and bytes."""
+    """Checksum of an array's dtype, shape and bytes (XXH3-128)."""
     arr = np.ascontiguousarray(arr)
-    h = hashlib.blake2b(digest_size=16)
+    h = xxhash.xxh3_128()
     h.update(str(arr.dtype).encode())
     h.update(str(arr.shape).encode())
-    h.update(arr.tobytes())
-    return f"blake2b:{h.hexdigest()}"
+    h.update(memoryview(arr).cast("B"))
+    return f"xxh3:{h.hexdigest()}"
+
+
+def text_checksum(text: str) -> str:
+    """Checksum of a string (XXH3-128)."""
+    return f"xxh3:{xxhash.xxh3_128_hexdigest(text.encode())}"
 
 
 @lru_cache(maxsize=1)

@@ -1,0 +1,179 @@
+"""``saxsred reduce``, ``saxsred info`` and ``saxsred demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reduce",
+        help="reduce frames to I(q) (NXcanSAS .h5 and 3-column .dat per frame)",
+        description="Integrate frames to I(q) with dark, flat, solid-angle, polarisation, "
+        "monitor/transmission/thickness normalisation and Poisson errors; optionally "
+        "average a series (outlier frames rejected), subtract a background and scale to cm^-1.",
+    )
+    p.add_argument("frames", nargs="+", metavar="FRAME", help="frame files (EDF, CBF, TIFF, HDF5, ...)")
+    p.add_argument("--poni", help="pyFAI PONI file (default: geometry from the ESRF header)")
+    p.add_argument("--mask", help="mask file (EDF, TIFF, NPY, pyFAI .mask); non-zero = masked")
+    p.add_argument("--dark", help="dark frame (counts, same exposure)")
+    p.add_argument("--flat", help="flat-field frame (relative efficiency)")
+    p.add_argument("--background", nargs="+", default=[], metavar="B", help="background frames (solvent/capillary), subtracted")
+    p.add_argument("--background-transmission", type=float, help="transmission of the background (else from its header)")
+    p.add_argument("--transmission", type=float, help="sample transmission (else from the header monitors)")
+    p.add_argument("--thickness", type=float, metavar="MM", help="sample thickness in mm (else header SampleThickness)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--scale", type=float, metavar="K", help="absolute scale factor")
+    g.add_argument("--water", nargs="+", metavar="W", help="water frames: scale to 0.01632 cm^-1 (20 C)")
+    p.add_argument("--water-empty", nargs="+", default=[], metavar="E", help="empty-capillary frames for the water")
+    p.add_argument("--average", action="store_true", help="average all frames into one curve (outliers rejected)")
+    p.add_argument("--alpha", type=float, default=1e-3, help="p-value below which a frame is an outlier (default 1e-3)")
+    p.add_argument("--npt", type=int, default=1000, help="number of q bins (default 1000)")
+    p.add_argument("--monitor", default="auto", choices=["auto", "I1", "I0", "exposure", "none"])
+    p.add_argument("--polarization", type=float, default=0.99, help="polarisation factor (default 0.99)")
+    p.add_argument("--no-solid-angle", action="store_true", help="do not correct for the pixel solid angle")
+    p.add_argument("--hot-pixels", action="store_true", help="also mask isolated hot pixels")
+    p.add_argument("--plot", action="store_true", help="also write a figure of the frame and the curves")
+    p.add_argument("--workers", type=int, help="reduce in parallel on N local dask workers")
+    p.add_argument("--scheduler", help="address of a running dask scheduler")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
+    p.set_defaults(func=_reduce)
+
+    p = sub.add_parser("info", help="show a frame's header, metadata and geometry as saxsred understands them")
+    p.add_argument("frame", metavar="FRAME")
+    p.add_argument("--poni", help="PONI file (default: geometry from the header)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_info)
+
+    p = sub.add_parser("demo", help="reduce and analyse the embedded sample data end to end")
+    p.add_argument("-o", "--output", default="saxsred-demo", metavar="DIR", help="output folder (default ./saxsred-demo)")
+    p.add_argument("--data", help="sample-data folder (default: the package's sample_data, regenerated if absent)")
+    p.set_defaults(func=_demo)
+
+
+def corrections_from_args(args: argparse.Namespace):
+    from ..geometry import load_mask
+    from ..io.frames import read_image
+    from ..reduce import Corrections
+
+    dark = np.asarray(read_image(args.dark), dtype=np.float64) if args.dark else None
+    flat = np.asarray(read_image(args.flat), dtype=np.float64) if args.flat else None
+    mask = load_mask(args.mask) if args.mask else None
+    prov = {}
+    from ..provenance import input_record
+
+    for key in ("dark", "flat", "mask", "poni"):
+        v = getattr(args, key, None)
+        if v:
+            prov[f"{key}_file"] = input_record(v)
+    return Corrections(
+        dark=dark,
+        flat=flat,
+        mask=mask,
+        solid_angle=not args.no_solid_angle,
+        polarization_factor=args.polarization,
+        monitor=args.monitor,
+        transmission=args.transmission,
+        thickness_mm=args.thickness,
+        scale=args.scale or 1.0,
+        hot_pixels=args.hot_pixels,
+        npt=args.npt,
+        provenance=prov,
+    )
+
+
+def _reduce(args: argparse.Namespace) -> int:
+    from ..reduce import ReduceJob, reduce_files, write_curves
+
+    corr = corrections_from_args(args)
+    job = ReduceJob(
+        corrections=corr,
+        poni=args.poni,
+        background=tuple(args.background),
+        background_transmission=args.background_transmission,
+        water=tuple(args.water or ()),
+        water_empty=tuple(args.water_empty),
+        average=args.average,
+        alpha=args.alpha,
+    )
+    if (args.workers or args.scheduler) and not args.average and not args.background and not args.water:
+        from ..pipeline import reduce_parallel
+
+        return reduce_parallel(args.frames, job, args.output, workers=args.workers, scheduler=args.scheduler)
+    out = reduce_files(args.frames, job)
+    written = write_curves(out.curves, args.output)
+    for v in out.verdicts:
+        state = "kept" if v.kept else "REJECTED"
+        print(f"{v.name}: chi2_red = {v.chi2_red:.3f}, p = {v.p_value:.3g}: {state}")
+    if out.water is not None:
+        print(f"water calibration: K = {out.water.factor:.6g} +/- {out.water.factor_err:.2g}")
+    if args.plot:
+        from ..plots.frames import plot_curves, save
+
+        written.append(save(plot_curves(out.curves), Path(args.output) / "curves.png"))
+    print(f"wrote {len(written)} file(s) to {args.output}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from ..errors import GeometryError
+    from ..io.frames import count_frames, read_frame
+    from ..reduce import geometry_for
+
+    frame = read_frame(args.frame)
+    info: dict = {
+        "file": args.frame,
+        "frames": count_frames(args.frame),
+        "shape": list(frame.data.shape),
+        "dtype": str(frame.data.dtype),
+        "checksum": frame.checksum,
+        "metadata": frame.metadata.as_dict(),
+        "header": frame.header,
+    }
+    try:
+        geo = geometry_for(frame, args.poni)
+        info["geometry"] = geo.as_dict()
+        bx, by = geo.with_shape(frame.data.shape).beam_center_px()
+        info["geometry"]["beam_center_x_px"] = bx
+        info["geometry"]["beam_center_y_px"] = by
+        q = geo.q_map_nm(frame.data.shape)
+        info["geometry"]["q_min_nm"] = float(q.min())
+        info["geometry"]["q_max_nm"] = float(q.max())
+    except GeometryError as exc:
+        info["geometry"] = None
+        info["geometry_error"] = str(exc)
+    if args.json:
+        print(json.dumps(info, indent=1, sort_keys=True, default=str))
+        return 0
+    print(f"{args.frame}: {info['frames']} frame(s) of {frame.data.shape[0]} x {frame.data.shape[1]} ({frame.data.dtype})")
+    print("metadata (SI units):")
+    for k, v in info["metadata"].items():
+        if v not in (None, {}, 0.0, "none", (1, 1)):
+            print(f"  {k:22s} {v}")
+    if info["geometry"]:
+        gd = info["geometry"]
+        print("geometry (pyFAI):")
+        for k in ("dist_m", "poni1_m", "poni2_m", "rot1_rad", "rot2_rad", "rot3_rad", "pixel1_m", "pixel2_m", "wavelength_m"):
+            print(f"  {k:22s} {gd[k]:.6g}")
+        print(f"  beam centre x, y (px)  {gd['beam_center_x_px']:.2f}, {gd['beam_center_y_px']:.2f}")
+        print(f"  q range (nm^-1)        {gd['q_min_nm']:.4g} .. {gd['q_max_nm']:.4g}")
+    else:
+        print(f"geometry: {info['geometry_error']}")
+    print(f"header: {len(frame.header)} keys")
+    for k, v in frame.header.items():
+        print(f"  {k} = {v}")
+    sys.stdout.flush()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from ..demo import run_demo
+
+    report = run_demo(args.output, data_dir=args.data, log=print)
+    print(f"demo finished: {len(report['outputs'])} files in {args.output}")
+    return 0

@@ -1,0 +1,342 @@
+"""Detector geometry (PONI files, ESRF "SAXS keyword" headers, EDNA XML) and masks.
+
+The geometry is pyFAI's: a distance, the point of normal incidence (PONI) and three
+rotations, plus pixel sizes and wavelength. ESRF headers give the PONI in pixels,
+Center_1 along the fast axis (x, columns) and Center_2 along the slow axis (y, rows);
+pyFAI's poni1 is along the slow axis, so poni1 = Center_2 * PSize_2 — swapping the two
+is the classic bug.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import GeometryError, InputError
+from .io.frames import FrameMetadata
+
+_REQUIRED_HEADER = ("SampleDistance", "WaveLength", "Center_1", "Center_2", "PSize_1", "PSize_2")
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """pyFAI geometry: distance and PONI in metres, rotations in radians, wavelength in metres.
+
+    ``detector`` is a pyFAI detector name or ``"generic"`` (then the pixel sizes define it);
+    ``shape`` is the detector shape (rows, columns) when known.
+    """
+
+    dist_m: float
+    poni1_m: float
+    poni2_m: float
+    rot1_rad: float
+    rot2_rad: float
+    rot3_rad: float
+    pixel1_m: float
+    pixel2_m: float
+    wavelength_m: float
+    detector: str = "generic"
+    shape: tuple[int, int] | None = None
+    source: str = ""
+
+    def integrator(self):
+        """A new pyFAI ``AzimuthalIntegrator`` for this geometry."""
+        from pyFAI.detectors import Detector, detector_factory
+        from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+        if self.detector and self.detector.lower() not in ("generic", "detector"):
+            try:
+                det = detector_factory(self.detector)
+            except Exception:
+                det = Detector(self.pixel1_m, self.pixel2_m, max_shape=self.shape)
+            else:
+                if abs(det.pixel1 - self.pixel1_m) > 1e-12 or abs(det.pixel2 - self.pixel2_m) > 1e-12:
+                    det = Detector(self.pixel1_m, self.pixel2_m, max_shape=self.shape)
+        else:
+            det = Detector(self.pixel1_m, self.pixel2_m, max_shape=self.shape)
+        return AzimuthalIntegrator(
+            dist=self.dist_m,
+            poni1=self.poni1_m,
+            poni2=self.poni2_m,
+            rot1=self.rot1_rad,
+            rot2=self.rot2_rad,
+            rot3=self.rot3_rad,
+            detector=det,
+            wavelength=self.wavelength_m,
+        )
+
+    def with_shape(self, shape: tuple[int, int]) -> Geometry:
+        return replace(self, shape=(int(shape[0]), int(shape[1])))
+
+    def beam_center_px(self) -> tuple[float, float]:
+        """Direct-beam position (x = fast, y = slow) in pixels (equals the PONI without tilt)."""
+        ai = self.integrator()
+        fit2d = ai.getFit2D()
+        return float(fit2d["centerX"]), float(fit2d["centerY"])
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "dist_m": self.dist_m,
+            "poni1_m": self.poni1_m,
+            "poni2_m": self.poni2_m,
+            "rot1_rad": self.rot1_rad,
+            "rot2_rad": self.rot2_rad,
+            "rot3_rad": self.rot3_rad,
+            "pixel1_m": self.pixel1_m,
+            "pixel2_m": self.pixel2_m,
+            "wavelength_m": self.wavelength_m,
+            "distance_m": self.dist_m,
+            "detector": self.detector,
+            "source": self.source,
+        }
+
+    def q_map_nm(self, shape: tuple[int, int] | None = None) -> np.ndarray:
+        """q (nm^-1) at every pixel centre."""
+        ai = self.integrator()
+        return ai.qArray(shape or self.shape)
+
+    def write_poni(self, path: str | os.PathLike) -> Path:
+        """Write a PONI file (pyFAI format 2) atomically, without a date (reproducible)."""
+        import json
+
+        from .io.atomic import write_text_atomic
+
+        cfg = {"pixel1": self.pixel1_m, "pixel2": self.pixel2_m,
+               "max_shape": list(self.shape) if self.shape else None}
+        text = (
+            "# Nota: C-Order, 1 refers to the Y axis, 2 to the X axis\n"
+            "# Written by saxsred\n"
+            "poni_version: 2\n"
+            "Detector: Detector\n"
+            f"Detector_config: {json.dumps(cfg)}\n"
+            f"Distance: {self.dist_m!r}\n"
+            f"Poni1: {self.poni1_m!r}\n"
+            f"Poni2: {self.poni2_m!r}\n"
+            f"Rot1: {self.rot1_rad!r}\n"
+            f"Rot2: {self.rot2_rad!r}\n"
+            f"Rot3: {self.rot3_rad!r}\n"
+            f"Wavelength: {self.wavelength_m!r}\n"
+        )
+        write_text_atomic(path, text)
+        return Path(path)
+
+
+def load_poni(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Geometry:
+    """Read a pyFAI PONI file into a :class:`Geometry`."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: PONI file not found; check --poni")
+    import pyFAI
+
+    try:
+        ai = pyFAI.load(str(p))
+    except Exception as exc:
+        raise GeometryError(f"{p}: not a valid PONI file ({exc}); recalibrate or fix the file") from None
+    if not ai.wavelength:
+        raise GeometryError(f"{p}: the PONI file has no Wavelength; add 'Wavelength: <m>' to it")
+    det = ai.detector
+    name = type(det).__name__
+    shape = shape or (tuple(det.max_shape) if det.max_shape is not None else None)
+    return Geometry(
+        dist_m=float(ai.dist),
+        poni1_m=float(ai.poni1),
+        poni2_m=float(ai.poni2),
+        rot1_rad=float(ai.rot1),
+        rot2_rad=float(ai.rot2),
+        rot3_rad=float(ai.rot3),
+        pixel1_m=float(det.pixel1),
+        pixel2_m=float(det.pixel2),
+        wavelength_m=float(ai.wavelength),
+        detector="generic" if name == "Detector" else det.name,
+        shape=shape,
+        source=p.name,
+    )
+
+
+def geometry_from_metadata(meta: FrameMetadata, shape: tuple[int, int] | None = None, source: str = "header") -> Geometry:
+    """Geometry from ESRF "SAXS keyword" header values.
+
+    Center_1/Center_2 are the PONI in pixels along fast (x) and slow (y) axes and
+    SampleDistance the distance to it, as pyFAI's ``setSPD`` reads them. Untilted
+    geometry goes through ``setSPD`` (called with keyword arguments). ``setSPD`` refuses
+    nonzero rotations, so tilted headers are converted here with the ewoksid02 convention
+    (SCIENCE.md section 2): DetectorRotation_1 (axis 1 = fast) is pyFAI's rot2,
+    DetectorRotation_2 (slow) is rot1, DetectorRotation_3 is rot3; dahu's Rot_1/2/3 name
+    the same axes and are mapped the same way. Binning (BSize) multiplies the pixel size
+    when PSize is the unbinned one only if the header says so: ID02 writes binned PSize,
+    which is used as is.
+    """
+    missing = [
+        k
+        for k, v in (
+            ("SampleDistance", meta.distance_m),
+            ("WaveLength", meta.wavelength_m),
+            ("Center_1", meta.center_1_px),
+            ("Center_2", meta.center_2_px),
+            ("PSize_1", meta.psize_1_m),
+            ("PSize_2", meta.psize_2_m),
+        )
+        if v is None
+    ]
+    if missing:
+        raise GeometryError(
+            f"{source}: header lacks {', '.join(missing)} needed for the geometry; "
+            "give a PONI file with --poni"
+        )
+    for name, v in (("SampleDistance", meta.distance_m), ("WaveLength", meta.wavelength_m),
+                    ("PSize_1", meta.psize_1_m), ("PSize_2", meta.psize_2_m)):
+        if not (np.isfinite(v) and v > 0):  # type: ignore[arg-type]
+            raise GeometryError(f"{source}: header {name} = {v} must be positive; fix the header or give --poni")
+    if meta.distance_m > 100 or meta.wavelength_m > 1e-8 or meta.psize_1_m > 0.01:  # type: ignore[operator]
+        raise GeometryError(
+            f"{source}: header geometry not in metres (SampleDistance={meta.distance_m}, "
+            f"WaveLength={meta.wavelength_m}, PSize_1={meta.psize_1_m}); ESRF headers use metres"
+        )
+    if meta.rot_1_rad == 0 and meta.rot_2_rad == 0 and meta.rot_3_rad == 0:
+        from pyFAI.geometry import Geometry as PyFAIGeometry
+
+        g = PyFAIGeometry()
+        g.setSPD(
+            SampleDistance=meta.distance_m,
+            Center_1=meta.center_1_px,
+            Center_2=meta.center_2_px,
+            PSize_1=meta.psize_1_m,
+            PSize_2=meta.psize_2_m,
+            WaveLength=meta.wavelength_m,
+        )
+        return Geometry(
+            dist_m=float(g.dist),
+            poni1_m=float(g.poni1),
+            poni2_m=float(g.poni2),
+            rot1_rad=0.0,
+            rot2_rad=0.0,
+            rot3_rad=0.0,
+            pixel1_m=float(meta.psize_2_m),  # type: ignore[arg-type]
+            pixel2_m=float(meta.psize_1_m),  # type: ignore[arg-type]
+            wavelength_m=float(meta.wavelength_m),  # type: ignore[arg-type]
+            shape=shape,
+            source=source,
+        )
+    return Geometry(
+        dist_m=float(meta.distance_m),  # type: ignore[arg-type]
+        poni1_m=float(meta.center_2_px) * float(meta.psize_2_m),  # type: ignore[arg-type]
+        poni2_m=float(meta.center_1_px) * float(meta.psize_1_m),  # type: ignore[arg-type]
+        rot1_rad=float(meta.rot_2_rad),
+        rot2_rad=float(meta.rot_1_rad),
+        rot3_rad=float(meta.rot_3_rad),
+        pixel1_m=float(meta.psize_2_m),  # type: ignore[arg-type]
+        pixel2_m=float(meta.psize_1_m),  # type: ignore[arg-type]
+        wavelength_m=float(meta.wavelength_m),  # type: ignore[arg-type]
+        shape=shape,
+        source=source,
+    )
+
+
+def geometry_to_header(geo: Geometry) -> dict[str, str]:
+    """ESRF "SAXS keyword" header entries for a geometry (inverse of :func:`geometry_from_metadata`)."""
+    h = {
+        "SampleDistance": repr(geo.dist_m),
+        "WaveLength": repr(geo.wavelength_m),
+        "Center_1": repr(geo.poni2_m / geo.pixel2_m),
+        "Center_2": repr(geo.poni1_m / geo.pixel1_m),
+        "PSize_1": repr(geo.pixel2_m),
+        "PSize_2": repr(geo.pixel1_m),
+    }
+    if geo.rot1_rad or geo.rot2_rad or geo.rot3_rad:
+        h["DetectorRotation_1"] = repr(geo.rot2_rad)
+        h["DetectorRotation_2"] = repr(geo.rot1_rad)
+        h["DetectorRotation_3"] = repr(geo.rot3_rad)
+    return h
+
+
+def geometry_from_edna_xml(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Geometry:
+    """Geometry from an ESRF EDNA/BM29 ``XSDataInputBioSaxs...`` XML file.
+
+    beamCenter_1 is along the fast axis (x), beamCenter_2 along the slow axis (y), in pixels;
+    detectorDistance, pixelSize_1/2 and wavelength in metres (untilted detector).
+    """
+    p = Path(path)
+    try:
+        root = ET.parse(p).getroot()
+    except (OSError, ET.ParseError) as exc:
+        raise InputError(f"{p}: not a readable EDNA XML file ({exc})") from None
+
+    def val(tag: str) -> float:
+        node = root.find(f".//{tag}/value")
+        if node is None or node.text is None:
+            raise GeometryError(f"{p}: EDNA XML lacks <{tag}>; give a PONI file instead")
+        return float(node.text)
+
+    meta = FrameMetadata(
+        distance_m=val("detectorDistance"),
+        wavelength_m=val("wavelength"),
+        center_1_px=val("beamCenter_1"),
+        center_2_px=val("beamCenter_2"),
+        psize_1_m=val("pixelSize_1"),
+        psize_2_m=val("pixelSize_2"),
+    )
+    return geometry_from_metadata(meta, shape, source=p.name)
+
+
+def check_shape(geo: Geometry, shape: tuple[int, int], where: str) -> None:
+    """Raise GeometryError if a frame's shape disagrees with the geometry's detector."""
+    if geo.shape is not None and tuple(geo.shape) != tuple(shape):
+        raise GeometryError(
+            f"{where}: frame shape {tuple(shape)} does not match the detector of {geo.source or 'the geometry'} "
+            f"{tuple(geo.shape)}; use the PONI/mask of this detector (or its binning)"
+        )
+
+
+# ------------------------------------------------------------------------------------- masks
+
+
+def load_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a mask (EDF, TIFF, NPY, pyFAI .mask): returns bool, True = masked (pyFAI convention).
+
+    Files from LIMA-style tools that mark *valid* pixels with 1 cannot be told apart
+    automatically; saxsred follows pyFAI (non-zero = masked) and says so.
+    """
+    from .io.frames import read_image
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: mask file not found; check --mask")
+    try:
+        arr = read_image(p)
+    except InputError:
+        raise
+    m = np.asarray(arr) != 0
+    if shape is not None and m.shape != tuple(shape):
+        raise GeometryError(
+            f"{p}: mask shape {m.shape} does not match the frame {tuple(shape)}; use the mask of this detector"
+        )
+    return m
+
+
+def detector_gap_mask(geo: Geometry, shape: tuple[int, int]) -> np.ndarray:
+    """The detector's own gaps (pyFAI's detector definition), True = masked; zeros if none."""
+    if geo.detector.lower() in ("generic", "detector"):
+        return np.zeros(shape, dtype=bool)
+    try:
+        m = geo.integrator().detector.mask
+    except Exception:
+        m = None
+    if m is None or m.shape != tuple(shape):
+        return np.zeros(shape, dtype=bool)
+    return m.astype(bool)
+
+
+def hot_pixel_mask(data: np.ndarray, nsigma: float = 10.0, size: int = 5) -> np.ndarray:
+    """Pixels far above their local median (median filter; robust MAD scale), True = masked."""
+    from scipy.ndimage import median_filter
+
+    d = np.asarray(data, dtype=np.float32)
+    med = median_filter(d, size=size, mode="nearest")
+    resid = d - med
+    scale = 1.4826 * np.median(np.abs(resid)) + np.sqrt(np.maximum(med, 1.0))
+    return resid > nsigma * scale
