@@ -1,0 +1,40 @@
+"""Shared fixtures: the sample geometry, generated frames, and the optional real data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+REALDATA = Path(os.environ.get("SAXSRED_REALDATA", ROOT.parent / "shared" / "realdata"))
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def realdata(*parts: str) -> Path:
+    """Path into ../shared/realdata, skipping the test cleanly when it is absent."""
+    p = REALDATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data {p} not present (../shared/realdata is optional)")
+    return p
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture
+def small_geometry():
+    from saxsred.geometry import Geometry
+
+    return Geometry(1.0, 70.3 * 172e-6, 60.6 * 172e-6, 0.0, 0.0, 0.0, 172e-6, 172e-6, 1.0e-10, shape=(160, 170), source="test")
+
+
+def smooth_curve():
+    """A smooth I(q) (Guinier + flat) whose pixel-to-bin curvature bias is negligible."""
+    q = np.linspace(0.0, 5.0, 5001)
+    return q, 2.0 * np.exp(-((q * 4.0) ** 2) / 3.0) + 0.05 + 0.02 * np.exp(-q)

@@ -1,0 +1,170 @@
+"""Reduction chain: generated frames reduce back to their curve, equality with pyFAI,
+series averaging, background subtraction, absolute scale, Dummy handling and bad input."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from conftest import smooth_curve
+
+from saxsred.errors import GeometryError, InputError
+from saxsred.geometry import geometry_from_metadata, load_poni
+from saxsred.io.frames import Frame, parse_metadata
+from saxsred.reduce import (
+    WATER_DSIGMA_20C,
+    Corrections,
+    Reducer,
+    average_curves,
+    pixel_mask,
+    scale_curve,
+    subtract_background,
+    water_scale_factor,
+)
+from saxsred.simulate import DetectorLayout, Exposure, simulate_frame
+
+LAYOUT = DetectorLayout(gap_rows=((100, 106),), gap_cols=((120, 123),), beamstop_radius_px=6, beamstop_arm_width_px=3, n_hot_pixels=4)
+
+
+def _frame(geo, q, intensity, rng, exposure=None, name="f.edf", layout=LAYOUT):
+    exposure = exposure or Exposure(counts_per_unit=4000.0, dark_rate=0.5)
+    data, hdr, gain = simulate_frame(q, intensity, geo, geo.shape, exposure, layout, rng,
+                                     dark=np.full(geo.shape, exposure.dark_rate * exposure.exposure_s))
+    return Frame(data, hdr, parse_metadata(hdr), name), gain
+
+
+def _dark(geo, exposure=None):
+    exposure = exposure or Exposure(counts_per_unit=4000.0, dark_rate=0.5)
+    return np.full(geo.shape, exposure.dark_rate * exposure.exposure_s)
+
+
+@pytest.mark.parametrize("route", ["poni", "header"])
+def test_generated_frame_reduces_to_its_curve(tmp_path, small_geometry, route):
+    q, i_true = smooth_curve()
+    chis = []
+    for seed in range(4):
+        fr, gain = _frame(small_geometry, q, i_true, np.random.default_rng(seed))
+        if route == "poni":
+            small_geometry.write_poni(tmp_path / "g.poni")
+            geo = load_poni(tmp_path / "g.poni")
+        else:
+            geo = geometry_from_metadata(fr.metadata, shape=fr.shape)
+        red = Reducer(geo, Corrections(npt=200, dark=_dark(small_geometry), hot_pixels=True))
+        cv = red.reduce(fr)
+        truth = np.interp(cv.q_nm, q, i_true) * gain
+        chis.append(np.mean(((cv.intensity - truth) / cv.sigma) ** 2))
+        assert cv.unit == "sr^-1" and len(cv) > 150
+    assert 0.8 < np.mean(chis) < 1.3, chis
+
+
+def test_integration_equals_direct_pyfai(small_geometry, rng):
+    q, i_true = smooth_curve()
+    fr, _ = _frame(small_geometry, q, i_true, rng)
+    dark = _dark(small_geometry)
+    flat = 1.0 + 0.05 * np.random.default_rng(3).standard_normal(small_geometry.shape)
+    corr = Corrections(npt=150, dark=dark, flat=flat, polarization_factor=0.95)
+    red = Reducer(small_geometry, corr)
+    cv = red.reduce(fr)
+    mask = pixel_mask(fr, small_geometry, corr)
+    from saxsred.reduce import normalisation
+
+    norm = normalisation(fr, small_geometry, corr).factor
+    ai = small_geometry.integrator()
+    ref = ai.integrate1d(fr.data, 150, unit="q_nm^-1", method=("no", "csr", "cython"), correctSolidAngle=True,
+                         polarization_factor=0.95, dark=dark, flat=flat, mask=mask,
+                         variance=np.maximum(fr.data + dark, 0), normalization_factor=norm)
+    ok = ref.count > 0
+    np.testing.assert_allclose(cv.q_nm, ref.radial[ok], rtol=1e-12)
+    np.testing.assert_allclose(cv.intensity, ref.intensity[ok], rtol=1e-6)
+    np.testing.assert_allclose(cv.sigma, ref.sigma[ok], rtol=1e-6)
+    # the normalisation is what the header says: I1 x thickness (cm) x solid angle at the PONI
+    md = fr.metadata
+    assert norm == pytest.approx(md.monitor * md.thickness_m * 100 * (172e-6) ** 2 / 1.0**2)
+
+
+def test_background_subtraction_and_series_average(small_geometry):
+    q, solvent = smooth_curve()
+    particles = 0.8 * np.exp(-((q * 6.0) ** 2) / 3.0)
+    red_corr = Corrections(npt=120, dark=_dark(small_geometry), hot_pixels=True)
+    sample_curves, gains = [], []
+    for seed in range(5):
+        fr, gain = _frame(small_geometry, q, solvent + particles, np.random.default_rng(100 + seed),
+                          exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.6), name=f"s{seed}.edf")
+        sample_curves.append(Reducer(small_geometry, red_corr).reduce(fr))
+        gains.append(gain)
+    # one frame with a bubble (less sample in the beam): must be rejected
+    fr_bad, _ = _frame(small_geometry, q, 0.85 * (solvent + particles), np.random.default_rng(99),
+                       exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.6), name="bubble.edf")
+    bad = Reducer(small_geometry, red_corr).reduce(fr_bad)
+    avg = average_curves([*sample_curves, bad])
+    assert avg.rejected == ["bubble"]
+    assert all(v.kept for v in avg.verdicts if v.name != "bubble")
+    bg_fr, _ = _frame(small_geometry, q, solvent, np.random.default_rng(7),
+                      exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.8), name="bg.edf")
+    bg = Reducer(small_geometry, red_corr).reduce(bg_fr)
+    net = subtract_background(avg.curve, bg)
+    truth = np.interp(net.q_nm, q, particles) * gains[0]
+    z = (net.intensity - truth) / net.sigma
+    # error bars are honest: the scatter of the residuals matches the stated sigma
+    assert abs(np.mean(z)) < 0.25 and 0.85 < np.std(z) < 1.2, (np.mean(z), np.std(z))
+    # sigma of the average is sqrt(n) smaller than a single frame
+    ratio = np.median(sample_curves[0].sigma / avg.curve.sigma)
+    assert ratio == pytest.approx(np.sqrt(5), rel=0.05)
+    assert net.provenance["steps"][-1]["step"] == "subtract"
+
+
+def test_water_absolute_scale_recovers_gain(small_geometry):
+    q, _ = smooth_curve()
+    cap = 0.004 + 2e-4 * np.maximum(q, 0.05) ** -3
+    red = Reducer(small_geometry, Corrections(npt=150, dark=_dark(small_geometry), hot_pixels=True))
+    exp_w = Exposure(counts_per_unit=60000.0, dark_rate=0.5, transmission=0.55)
+    exp_e = Exposure(counts_per_unit=60000.0, dark_rate=0.5, transmission=0.93)
+    w_fr, gain = _frame(small_geometry, q, cap + WATER_DSIGMA_20C, np.random.default_rng(1), exposure=exp_w)
+    e_fr, _ = _frame(small_geometry, q, cap, np.random.default_rng(2), exposure=exp_e)
+    cal = water_scale_factor(red.reduce(w_fr), red.reduce(e_fr), q_range_nm=(0.5, 2.5))
+    assert cal.factor == pytest.approx(1.0 / gain, rel=4 * cal.factor_err / cal.factor + 0.002)
+    scaled = scale_curve(red.reduce(w_fr), cal.factor, cal.factor_err)
+    assert scaled.unit == "cm^-1"
+
+
+def test_dummy_tested_on_raw_counts_not_after_dark(small_geometry):
+    data = np.full(small_geometry.shape, 12, dtype=np.int32)
+    data[5, 5] = -1  # a real Dummy pixel
+    hdr = {"Dummy": "-1", "DDummy": "0.1"}
+    fr = Frame(data, hdr, parse_metadata(hdr), "d.edf")
+    dark = np.full(small_geometry.shape, 13.0)  # raw - dark = -1 == Dummy everywhere
+    m = pixel_mask(fr, small_geometry, Corrections(dark=dark))
+    assert m[5, 5] and m.sum() == 1
+
+
+def test_bad_inputs_raise_clear_errors(small_geometry):
+    q, i_true = smooth_curve()
+    fr, _ = _frame(small_geometry, q, i_true, np.random.default_rng(0))
+    with pytest.raises(InputError, match="transmission"):
+        Reducer(small_geometry, Corrections(transmission=0.0)).reduce(fr)
+    with pytest.raises(InputError, match="transmission"):
+        Reducer(small_geometry, Corrections(transmission=-0.3, monitor="I0")).reduce(fr)
+    zero_mon = replace(fr, metadata=replace(fr.metadata, monitor=0.0))
+    with pytest.raises(InputError, match="must be positive"):
+        Reducer(small_geometry, Corrections()).reduce(zero_mon)
+    nan = replace(fr, data=np.where(np.arange(fr.data.size).reshape(fr.shape) == 7, np.nan, fr.data.astype(float)))
+    with pytest.raises(InputError, match="NaN"):
+        Reducer(small_geometry, Corrections()).reduce(nan)
+    with pytest.raises(GeometryError, match="does not match"):
+        Reducer(small_geometry, Corrections(mask=np.zeros((10, 10), bool))).reduce(fr)
+    wrong = replace(fr, data=fr.data[:-3])
+    with pytest.raises(GeometryError, match="frame shape"):
+        Reducer(small_geometry, Corrections()).reduce(wrong)
+
+
+def test_chi_profile_and_cake(small_geometry):
+    q = np.linspace(0, 5, 501)
+    fr, _ = _frame(small_geometry, q, np.full_like(q, 0.5), np.random.default_rng(0), layout=DetectorLayout())
+    red = Reducer(small_geometry, Corrections(npt=100, dark=_dark(small_geometry)))
+    cake = red.cake(fr, npt_rad=80, npt_azim=90)
+    assert cake.intensity.shape == (90, 80)
+    prof = red.chi_profile(fr, (0.4, 0.55), npt_chi=72)
+    # isotropic scattering: the profile is flat within its errors
+    z = (prof.intensity - np.average(prof.intensity, weights=prof.sigma**-2)) / prof.sigma
+    assert len(prof.chi_deg) == 72 and 0.7 < np.std(z) < 1.4, np.std(z)
