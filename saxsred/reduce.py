@@ -9,7 +9,9 @@ where Omega_rel is pyFAI's relative solid angle (1 at the PONI), Omega_poni = p1
 the absolute solid angle of a pixel at the PONI (so curves are per steradian, as dahu's),
 P the polarisation factor, and K the absolute scale factor. The variance of each pixel is
 raw + dark (both Poisson: the dark's own noise enters) and goes through pyFAI with the
-same weights, so sigma is the propagated Poisson error of the mean in each q bin.
+same weights, so sigma is the propagated Poisson error of the mean in each q bin. pyFAI's
+``error_model="poisson"`` does exactly this (variance = max(raw, 1) + dark) inside its
+compiled preprocessing, without a second full-frame array.
 
 Normalisation by the after-sample monitor I1 corrects incident flux and transmission
 together; with only I0 (or an explicit transmission) the transmission is applied on top.
@@ -195,29 +197,46 @@ def normalisation(frame: Frame, geometry: Geometry, c: Corrections) -> Normalisa
     return Normalisation(factor, mode, float(value), trans, thick_cm, omega)
 
 
-def pixel_mask(frame: Frame, geometry: Geometry, c: Corrections) -> np.ndarray:
+def static_mask(geometry: Geometry, c: Corrections, shape: tuple[int, int]) -> np.ndarray:
+    """The part of the mask that is the same for every frame: mask file and detector gaps."""
+    m = np.zeros(shape, dtype=bool) if c.mask is None else np.array(c.mask, dtype=bool, copy=True)
+    m |= detector_gap_mask(geometry, shape)
+    return m
+
+
+def pixel_mask(frame: Frame, geometry: Geometry, c: Corrections, static: np.ndarray | None = None) -> np.ndarray:
     """Combined mask (True = masked): file mask, detector gaps, Dummy, negative, saturated, hot.
 
     Dummy pixels are found on the raw counts, before any subtraction: a valid pixel whose
-    dark-subtracted value happens to equal Dummy stays valid.
+    dark-subtracted value happens to equal Dummy stays valid. When a frame adds no invalid
+    pixel to the static mask (file mask and gaps), the static mask object itself is returned,
+    which lets pyFAI skip rebuilding its mask.
     """
     raw = frame.data
-    m = np.zeros(raw.shape, dtype=bool) if c.mask is None else np.array(c.mask, dtype=bool, copy=True)
-    m |= detector_gap_mask(geometry, raw.shape)
+    base = static_mask(geometry, c, raw.shape) if static is None else static
     md = frame.metadata
-    if c.mask_dummy and md.dummy is not None:
+    dyn = None
+
+    def add(bad: np.ndarray) -> None:
+        nonlocal dyn
+        dyn = bad if dyn is None else (dyn | bad)
+
+    neg_covers_dummy = c.mask_negative and md.dummy is not None and md.dummy + (md.ddummy or 0.0) < 0
+    if c.mask_dummy and md.dummy is not None and not neg_covers_dummy:
         tol = md.ddummy or 0.0
-        m |= np.abs(raw - md.dummy) <= tol if tol > 0 else raw == md.dummy
+        add(np.abs(raw - md.dummy) <= tol if tol > 0 else raw == md.dummy)
     if c.mask_negative and raw.dtype.kind in "if":
-        m |= raw < 0
+        add(raw < 0)
     sat = c.saturation
     if sat is None and raw.dtype.kind == "u":
         sat = np.iinfo(raw.dtype).max
     if sat is not None:
-        m |= raw >= sat
+        add(raw >= sat)
     if c.hot_pixels:
-        m |= hot_pixel_mask(np.where(m, 0, raw))
-    return m
+        add(hot_pixel_mask(np.where(base if dyn is None else (base | dyn), 0, raw)))
+    if dyn is None or not np.any(dyn & ~base):
+        return base
+    return base | dyn
 
 
 class Reducer:
@@ -234,6 +253,9 @@ class Reducer:
         self.corrections = corrections or Corrections()
         self._ai = geometry.integrator()
         self._checked_shape: tuple[int, int] | None = None
+        self._static_mask: np.ndarray | None = None
+        c = self.corrections
+        self._dark = None if c.dark is None else np.ascontiguousarray(c.dark, dtype=np.float32)
 
     # The direct pyFAI call; kept separate so that tests can compare it to pyFAI itself.
     def integrate_arrays(
@@ -244,10 +266,6 @@ class Reducer:
         dark: np.ndarray | None = None,
     ):
         c = self.corrections
-        variance = raw.astype(np.float64)
-        if dark is not None:
-            variance = variance + dark
-        np.maximum(variance, 0.0, out=variance)
         return self._ai.integrate1d(
             raw,
             c.npt,
@@ -258,7 +276,7 @@ class Reducer:
             dark=dark,
             flat=c.flat,
             mask=mask,
-            variance=variance,
+            error_model="poisson",
             radial_range=c.q_range_nm,
             normalization_factor=norm,
         )
@@ -270,6 +288,7 @@ class Reducer:
             return
         check_shape(self.geometry, shape, where)
         _check_corrections(self.corrections, shape, where)
+        self._static_mask = static_mask(self.geometry, self.corrections, shape)
         self._checked_shape = shape
 
     def reduce(self, frame: Frame) -> Curve:
@@ -283,11 +302,10 @@ class Reducer:
             )
         c = self.corrections
         norm = normalisation(frame, self.geometry, c)
-        mask = pixel_mask(frame, self.geometry, c)
+        mask = pixel_mask(frame, self.geometry, c, self._static_mask)
         if mask.all():
             raise InputError(f"{where}: every pixel is masked; check the mask and the Dummy value")
-        dark = None if c.dark is None else np.asarray(c.dark, dtype=np.float64)
-        res = self.integrate_arrays(raw, mask, norm.factor, dark)
+        res = self.integrate_arrays(raw, mask, norm.factor, self._dark)
         q = np.asarray(res.radial, dtype=float)
         i = np.asarray(res.intensity, dtype=float)
         s = np.asarray(res.sigma, dtype=float)
@@ -318,10 +336,9 @@ class Reducer:
         self.check(frame)
         c = self.corrections
         norm = normalisation(frame, self.geometry, c)
-        mask = pixel_mask(frame, self.geometry, c)
+        mask = pixel_mask(frame, self.geometry, c, self._static_mask)
         raw = frame.data
-        dark = None if c.dark is None else np.asarray(c.dark, dtype=np.float64)
-        variance = raw.astype(np.float64) + (0 if dark is None else dark)
+        dark = self._dark
         res = self._ai.integrate2d(
             raw,
             npt_rad,
@@ -333,7 +350,7 @@ class Reducer:
             dark=dark,
             flat=c.flat,
             mask=mask,
-            variance=np.maximum(variance, 0),
+            error_model="poisson",
             normalization_factor=norm.factor,
         )
         sigma = res.sigma if res.sigma is not None else np.full_like(res.intensity, np.nan)
@@ -598,13 +615,21 @@ class ReduceOutput:
     background: Curve | None = None
 
 
-def geometry_for(frame: Frame, poni: str | None) -> Geometry:
-    """Geometry of a frame: the PONI file if given, else the frame's ESRF header."""
+def geometry_for(frame: Frame, poni: str | Geometry | None) -> Geometry:
+    """Geometry of a frame: the PONI file (or a loaded Geometry) if given, else the frame's ESRF header."""
     from .geometry import geometry_from_metadata, load_poni
 
+    if isinstance(poni, Geometry):
+        return poni
     if poni:
         return load_poni(poni, shape=None)
     return geometry_from_metadata(frame.metadata, shape=frame.data.shape, source=frame.path)
+
+
+def _loaded_poni(poni: str | None) -> Geometry | None:
+    from .geometry import load_poni
+
+    return load_poni(poni) if poni else None
 
 
 def _reduce_paths(
@@ -614,9 +639,10 @@ def _reduce_paths(
 
     reducers = {} if reducers is None else reducers
     out = []
+    poni_geo = _loaded_poni(poni) if isinstance(poni, str) else poni
     for path in paths:
         for frame in iter_frames(path):
-            geo = geometry_for(frame, poni)
+            geo = geometry_for(frame, poni_geo)
             if geo.shape is None:
                 geo = geo.with_shape(frame.data.shape)
             key = (geo, id(job))
@@ -684,4 +710,49 @@ def write_curves(curves: Sequence[Curve], outdir: str, formats: Sequence[str] = 
             written.append(str(write_nxcansas(cv, out / f"{cv.name}.h5")))
         if "dat" in formats:
             written.append(str(write_dat(cv, out / f"{cv.name}.dat")))
+    return written
+
+
+def reduce_stream(
+    paths: Sequence[str], job: ReduceJob, outdir: str, formats: Sequence[str] = ("h5", "dat")
+) -> list[str]:
+    """Reduce frame by frame and write each curve as soon as it exists.
+
+    One :class:`Reducer` per geometry is reused for every frame (pyFAI's CSR engine is built
+    once). Writing runs in one background thread, so file I/O overlaps the next integration
+    (pyFAI's compiled engines release the GIL); at most a few curves wait in memory. Every
+    path is checked before the first frame is read, so a missing file writes nothing.
+    """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    from .io.frames import iter_frames
+
+    if not paths:
+        raise InputError("reduce: no frame files given")
+    for p in paths:
+        if not Path(p).is_file():
+            raise InputError(f"{p}: no such file; check the path")
+    reducers: dict = {}
+    written: list[str] = []
+    pending: deque = deque()
+    poni_geo = _loaded_poni(job.poni)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        try:
+            for path in paths:
+                for frame in iter_frames(path):
+                    geo = geometry_for(frame, poni_geo)
+                    if geo.shape is None:
+                        geo = geo.with_shape(frame.data.shape)
+                    red = reducers.get(geo)
+                    if red is None:
+                        red = reducers[geo] = Reducer(geo, job.corrections)
+                    curve = red.reduce(frame)
+                    pending.append(pool.submit(write_curves, [curve], outdir, formats))
+                    while len(pending) > 4:
+                        written.extend(pending.popleft().result())
+        finally:
+            while pending:
+                written.extend(pending.popleft().result())
     return written

@@ -105,6 +105,12 @@ def _reduce(args: argparse.Namespace) -> int:
         from ..pipeline import reduce_parallel
 
         return reduce_parallel(args.frames, job, args.output, workers=args.workers, scheduler=args.scheduler)
+    if not (args.average or args.background or args.water or args.plot):
+        from ..reduce import reduce_stream
+
+        written = reduce_stream(args.frames, job, args.output)
+        print(f"wrote {len(written)} file(s) to {args.output}")
+        return 0
     out = reduce_files(args.frames, job)
     written = write_curves(out.curves, args.output)
     for v in out.verdicts:

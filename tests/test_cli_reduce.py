@@ -1,0 +1,133 @@
+"""The reduce/info commands end to end: outputs, provenance, determinism, SasView loading, errors."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from conftest import smooth_curve
+
+from saxsred.cli import main
+from saxsred.io.curves import read_curve
+from saxsred.simulate import DetectorLayout, Exposure, simulate_frame, write_edf
+
+
+@pytest.fixture
+def frames(tmp_path, small_geometry):
+    q, i = smooth_curve()
+    paths = []
+    rng = np.random.default_rng(5)
+    for k in range(3):
+        data, hdr, _ = simulate_frame(q, i, small_geometry, small_geometry.shape, Exposure(), DetectorLayout(beamstop_radius_px=5), rng)
+        paths.append(str(write_edf(tmp_path / f"frame_{k}.edf", data, hdr)))
+    small_geometry.write_poni(tmp_path / "g.poni")
+    return paths
+
+
+def test_reduce_writes_h5_and_dat_per_frame(tmp_path, frames, capsys):
+    out = tmp_path / "out"
+    rc = main(["reduce", *frames, "--poni", str(tmp_path / "g.poni"), "--npt", "150", "-o", str(out)])
+    assert rc == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted([f"frame_{k}.{e}" for k in range(3) for e in ("dat", "h5")])
+    cv = read_curve(out / "frame_0.dat")
+    h5 = read_curve(out / "frame_0.h5")
+    np.testing.assert_allclose(cv.intensity, h5.intensity, rtol=1e-7)
+    prov = h5.provenance
+    step = prov["steps"][0]
+    assert step["inputs"][0]["file"] == "frame_0.edf" and step["inputs"][0]["checksum"].startswith("xxh3:")
+    assert step["options"]["npt"] == 150 and "poni_file" in step["options"]
+    assert "pyFAI" in prov["software"] and step["geometry"]["dist_m"] == 1.0
+
+
+def test_outputs_are_byte_identical_between_runs(tmp_path, frames):
+    for d in ("a", "b"):
+        assert main(["reduce", frames[0], "--npt", "100", "-o", str(tmp_path / d)]) == 0
+    for name in ("frame_0.h5", "frame_0.dat"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_nxcansas_loads_in_sasview_reader(tmp_path, frames):
+    pytest.importorskip("sasdata", reason="sasdata (SasView's reader) is a test dependency")
+    from sasdata.dataloader.loader import Loader
+
+    assert main(["reduce", frames[0], "--npt", "120", "-o", str(tmp_path / "o")]) == 0
+    mine = read_curve(tmp_path / "o" / "frame_0.h5")
+    data = Loader().load(str(tmp_path / "o" / "frame_0.h5"))[0]
+    # sasdata converts q to A^-1
+    np.testing.assert_allclose(np.asarray(data.x) * 10, mine.q_nm, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(data.y), mine.intensity, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(data.dy), mine.sigma, rtol=1e-6)
+    with h5py.File(tmp_path / "o" / "frame_0.h5") as fh:
+        assert fh["sasentry01"].attrs["canSAS_class"] == "SASentry"
+        assert fh["sasentry01/definition"][()] == b"NXcanSAS"
+
+
+def test_average_background_and_verdicts(tmp_path, frames, capsys):
+    out = tmp_path / "avg"
+    rc = main(["reduce", *frames, "--average", "--background", frames[0], "--npt", "80", "-o", str(out)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert text.count("kept") == 3
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["frame_0_average.dat", "frame_0_average.h5"]
+    cv = read_curve(out / "frame_0_average.dat")
+    steps = [s["step"] for s in cv.provenance["steps"]]
+    assert steps[-2:] == ["average", "subtract"]
+
+
+def test_multiframe_suffix(tmp_path, small_geometry):
+    q, i = smooth_curve()
+    stack = np.stack([simulate_frame(q, i, small_geometry, small_geometry.shape, rng=np.random.default_rng(k))[0] for k in range(2)])
+    p = tmp_path / "multi.h5"
+    with h5py.File(p, "w") as fh:
+        det = fh.create_group("entry_0000/instrument/det")
+        det.create_dataset("data", data=stack)
+        small_geometry.write_poni(tmp_path / "g.poni")
+    assert main(["reduce", str(p), "--poni", str(tmp_path / "g.poni"), "--monitor", "none", "--npt", "50", "-o", str(tmp_path / "m")]) == 0
+    assert sorted(x.name for x in (tmp_path / "m").iterdir()) == ["multi_0000.dat", "multi_0000.h5", "multi_0001.dat", "multi_0001.h5"]
+
+
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("missing", "no such file"),
+        ("truncated", "truncated"),
+        ("mask_shape", "does not match"),
+        ("no_geometry", "lacks"),
+        ("zero_transmission", "transmission"),
+    ],
+)
+def test_bad_input_one_line_no_output(tmp_path, frames, capsys, case, pattern):
+    args = ["reduce"]
+    if case == "missing":
+        args += [str(tmp_path / "nope.edf")]
+    elif case == "truncated":
+        raw = open(frames[0], "rb").read()
+        (tmp_path / "t.edf").write_bytes(raw[: len(raw) // 2])
+        args += [str(tmp_path / "t.edf")]
+    elif case == "mask_shape":
+        np.save(tmp_path / "m.npy", np.zeros((7, 7)))
+        args += [frames[0], "--mask", str(tmp_path / "m.npy")]
+    elif case == "no_geometry":
+        write_edf(tmp_path / "bare.edf", np.ones((20, 20), np.int32), {"Title": "no geometry"})
+        args += [str(tmp_path / "bare.edf")]
+    elif case == "zero_transmission":
+        args += [frames[0], "--transmission", "0", "--monitor", "I0"]
+    out = tmp_path / "out"
+    rc = main([*args, "-o", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc != 0
+    assert len(err) == 1 and pattern in err[0] and "Traceback" not in err[0]
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_info_json(frames, capsys):
+    assert main(["info", frames[0], "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["shape"] == [160, 170]
+    assert info["geometry"]["beam_center_x_px"] == pytest.approx(60.6)
+    assert info["geometry"]["beam_center_y_px"] == pytest.approx(70.3)
+    assert info["metadata"]["monitor"] > 0
