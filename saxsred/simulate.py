@@ -248,7 +248,6 @@ def make_sample_dataset(outdir: str | os.PathLike, seed: int = 20180615) -> list
     average must reject), ``agbh`` (silver behenate calibrant). Deterministic: the same
     seed gives byte-identical files.
     """
-    from .io.atomic import atomic_path
 
     out = Path(outdir)
     out.mkdir(parents=True, exist_ok=True)

@@ -43,8 +43,8 @@ def test_header_and_poni_routes_give_same_q_map(tmp_path, small_geometry):
 def test_tilted_header_matches_tilted_poni(tmp_path, rots):
     """A tilted PONI (written and read by pyFAI) and the header written for it give one q and chi map."""
     import pyFAI
-    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
     from pyFAI.detectors import Detector
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
     ai = AzimuthalIntegrator(dist=0.43, poni1=0.0106, poni2=0.0534, rot1=rots[0], rot2=rots[1], rot3=rots[2],
                              detector=Detector(172e-6, 172e-6, max_shape=(195, 300)), wavelength=0.8856e-10)
