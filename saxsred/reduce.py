@@ -648,6 +648,49 @@ def geometry_for(frame: Frame, poni: str | Geometry | None) -> Geometry:
     return geometry_from_metadata(frame.metadata, shape=frame.data.shape, source=frame.path)
 
 
+_HEADER_FILE_FIELDS = {"DarkFileName": "dark", "FlatfieldFileName": "flat", "DetectorMaskFileName": "mask", "MaskFileName": "mask"}
+
+
+def corrections_for(frame: Frame, c: Corrections, cache: dict | None = None) -> Corrections:
+    """Corrections for a frame, completed with the dark/flat/mask files its header names.
+
+    ESRF headers may name DarkFileName, FlatfieldFileName, (Detector)MaskFileName with a
+    *FilePath folder. A named file is used when the user gave none of that kind and the
+    file exists (as given, or next to the frame); a named file that cannot be found is
+    recorded in the provenance as not applied.
+    """
+    from pathlib import Path
+
+    from .geometry import load_mask
+    from .io.frames import read_image
+
+    named = frame.metadata.files
+    if not named:
+        return c
+    key = tuple(sorted(named.items()))
+    if cache is not None and key in cache:
+        return cache[key]
+    updates: dict[str, Any] = {}
+    notes: dict[str, Any] = dict(c.provenance)
+    for field_name, kind in _HEADER_FILE_FIELDS.items():
+        if field_name not in named or getattr(c, kind) is not None or kind in updates:
+            continue
+        cand = Path(named[field_name])
+        found = next((p for p in (cand, Path(frame.path).parent / cand.name) if p.is_file()), None)
+        if found is None:
+            notes[f"header_{kind}_not_found"] = named[field_name]
+            continue
+        if kind == "mask":
+            updates[kind] = load_mask(found, shape=frame.data.shape)
+        else:
+            updates[kind] = np.asarray(read_image(found), dtype=np.float64)
+        notes[f"{kind}_file"] = prov_mod.input_record(found)
+    out = replace(c, **updates, provenance=notes) if (updates or notes != c.provenance) else c
+    if cache is not None:
+        cache[key] = out
+    return out
+
+
 def _loaded_poni(poni: str | None) -> Geometry | None:
     from .geometry import load_poni
 
@@ -662,15 +705,17 @@ def _reduce_paths(
     reducers = {} if reducers is None else reducers
     out = []
     poni_geo = _loaded_poni(poni) if isinstance(poni, str) else poni
+    corr_cache: dict = {}
     for path in paths:
         for frame in iter_frames(path):
             geo = geometry_for(frame, poni_geo)
             if geo.shape is None:
                 geo = geo.with_shape(frame.data.shape)
-            key = (geo, id(job))
+            corr = corrections_for(frame, job, corr_cache)
+            key = (geo, id(corr))
             red = reducers.get(key)
             if red is None:
-                red = reducers[key] = Reducer(geo, job)
+                red = reducers[key] = Reducer(geo, corr)
             out.append(red.reduce(frame))
     return out
 
@@ -760,6 +805,7 @@ def reduce_stream(
     written: list[str] = []
     pending: deque = deque()
     poni_geo = _loaded_poni(job.poni)
+    corr_cache: dict = {}
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
             for path in paths:
@@ -767,9 +813,10 @@ def reduce_stream(
                     geo = geometry_for(frame, poni_geo)
                     if geo.shape is None:
                         geo = geo.with_shape(frame.data.shape)
-                    red = reducers.get(geo)
+                    corr = corrections_for(frame, job.corrections, corr_cache)
+                    red = reducers.get((geo, id(corr)))
                     if red is None:
-                        red = reducers[geo] = Reducer(geo, job.corrections)
+                        red = reducers[(geo, id(corr))] = Reducer(geo, corr)
                     curve = red.reduce(frame)
                     pending.append(pool.submit(write_curves, [curve], outdir, formats))
                     while len(pending) > 4:

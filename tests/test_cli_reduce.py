@@ -131,3 +131,17 @@ def test_info_json(frames, capsys):
     assert info["geometry"]["beam_center_x_px"] == pytest.approx(60.6)
     assert info["geometry"]["beam_center_y_px"] == pytest.approx(70.3)
     assert info["metadata"]["monitor"] > 0
+
+
+def test_reduce_plot_and_frame_figure(tmp_path, frames, small_geometry):
+    assert main(["reduce", *frames[:2], "--average", "--plot", "--npt", "80", "-o", str(tmp_path / "p")]) == 0
+    png = tmp_path / "p" / "curves.png"
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    from saxsred.io.frames import read_frame
+    from saxsred.plots.frames import plot_frame, save
+    from saxsred.reduce import Corrections, pixel_mask
+
+    fr = read_frame(frames[0])
+    m = pixel_mask(fr, small_geometry, Corrections())
+    out = save(plot_frame(fr.data, small_geometry, m, q_rings_nm=(0.3, 0.6)), tmp_path / "frame.png")
+    assert (tmp_path / "frame.png").stat().st_size > 10_000 and out.endswith("frame.png")

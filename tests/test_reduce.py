@@ -168,3 +168,24 @@ def test_chi_profile_and_cake(small_geometry):
     # isotropic scattering: the profile is flat within its errors
     z = (prof.intensity - np.average(prof.intensity, weights=prof.sigma**-2)) / prof.sigma
     assert len(prof.chi_deg) == 72 and 0.7 < np.std(z) < 1.4, np.std(z)
+
+
+def test_header_named_dark_is_used(tmp_path, small_geometry):
+    from saxsred.io.frames import read_frame
+    from saxsred.reduce import ReduceJob, reduce_files
+    from saxsred.simulate import write_edf
+
+    q, i_true = smooth_curve()
+    exp = Exposure(counts_per_unit=4000.0, dark_rate=30.0)
+    data, hdr, gain = simulate_frame(q, i_true, small_geometry, small_geometry.shape, exp, DetectorLayout(), np.random.default_rng(4),
+                                     dark=_dark(small_geometry, exp))
+    write_edf(tmp_path / "dk.edf", _dark(small_geometry, exp).astype(np.float32), {})
+    write_edf(tmp_path / "with.edf", data, {**hdr, "DarkFileName": "dk.edf", "DarkFilePath": "/beamline/only/path"})
+    write_edf(tmp_path / "without.edf", data, hdr)
+    with_dark = reduce_files([str(tmp_path / "with.edf")], ReduceJob(corrections=Corrections(npt=100))).curves[0]
+    no_dark = reduce_files([str(tmp_path / "without.edf")], ReduceJob(corrections=Corrections(npt=100))).curves[0]
+    truth = np.interp(with_dark.q_nm, q, i_true) * gain
+    assert abs(np.median(with_dark.intensity / truth) - 1) < 0.01
+    assert np.median(no_dark.intensity / truth) > 1.05  # the dark current left in
+    assert with_dark.provenance["steps"][0]["options"]["dark_file"]["file"] == "dk.edf"
+    assert read_frame(tmp_path / "with.edf").metadata.files["DarkFileName"] == "/beamline/only/path/dk.edf"
