@@ -825,3 +825,56 @@ def reduce_stream(
             while pending:
                 written.extend(pending.popleft().result())
     return written
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """A merged SAXS+WAXS curve and the factor applied to the WAXS curve."""
+
+    curve: Curve
+    factor: float
+    factor_err: float
+    overlap_nm: tuple[float, float]
+
+
+def merge_curves(
+    saxs: Curve, waxs: Curve, overlap_nm: tuple[float, float] | None = None, scale_waxs: bool = True
+) -> MergeResult:
+    """Merge a SAXS and a WAXS curve over their overlap.
+
+    The WAXS curve is scaled onto the SAXS one by the weighted least-squares factor over the
+    overlap (SAXS interpolated on the WAXS points; the factor's error from that fit); below
+    the overlap midpoint the SAXS points are kept, above it the scaled WAXS points.
+    """
+    lo = max(saxs.q_nm[0], waxs.q_nm[0])
+    hi = min(saxs.q_nm[-1], waxs.q_nm[-1])
+    if overlap_nm is not None:
+        lo, hi = max(lo, overlap_nm[0]), min(hi, overlap_nm[1])
+    sel = (waxs.q_nm >= lo) & (waxs.q_nm <= hi)
+    if hi <= lo or sel.sum() < 3:
+        raise InputError(
+            f"merge: {saxs.name!r} ({saxs.q_nm[0]:.3g}-{saxs.q_nm[-1]:.3g} nm^-1) and {waxs.name!r} "
+            f"({waxs.q_nm[0]:.3g}-{waxs.q_nm[-1]:.3g} nm^-1) overlap in fewer than 3 points"
+        )
+    s_i = np.interp(waxs.q_nm[sel], saxs.q_nm, saxs.intensity)
+    s_s = np.interp(waxs.q_nm[sel], saxs.q_nm, saxs.sigma)
+    w_i, w_s = waxs.intensity[sel], waxs.sigma[sel]
+    if scale_waxs:
+        # minimise sum (s - k w)^2 / (sigma_s^2 + k^2 sigma_w^2), one fixed-point pass from k0
+        k = float(np.sum(s_i * w_i) / np.sum(w_i * w_i))
+        for _ in range(5):
+            var = s_s**2 + (k * w_s) ** 2
+            var = np.where(var > 0, var, np.median(var[var > 0]) if np.any(var > 0) else 1.0)
+            k = float(np.sum(s_i * w_i / var) / np.sum(w_i * w_i / var))
+        k_err = float(1.0 / np.sqrt(np.sum(w_i * w_i / var)))
+    else:
+        k, k_err = 1.0, 0.0
+    mid = 0.5 * (lo + hi)
+    a = saxs.q_nm < mid
+    b = waxs.q_nm >= mid
+    wx = waxs.scaled(k, k_err)
+    q = np.concatenate([saxs.q_nm[a], wx.q_nm[b]])
+    i = np.concatenate([saxs.intensity[a], wx.intensity[b]])
+    s = np.concatenate([saxs.sigma[a], wx.sigma[b]])
+    prov = prov_mod.extend(saxs.provenance, "merge", waxs=waxs.name, factor=k, factor_err=k_err, overlap_nm=[lo, hi])
+    return MergeResult(Curve(q, i, s, unit=saxs.unit, name=f"{saxs.name}_merged", provenance=prov), k, k_err, (lo, hi))

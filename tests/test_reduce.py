@@ -189,3 +189,37 @@ def test_header_named_dark_is_used(tmp_path, small_geometry):
     assert np.median(no_dark.intensity / truth) > 1.05  # the dark current left in
     assert with_dark.provenance["steps"][0]["options"]["dark_file"]["file"] == "dk.edf"
     assert read_frame(tmp_path / "with.edf").metadata.files["DarkFileName"] == "/beamline/only/path/dk.edf"
+
+
+def test_merge_saxs_waxs_realdata():
+    from conftest import realdata
+
+    from saxsred.io.curves import read_curve
+    from saxsred.reduce import merge_curves
+
+    saxs = read_curve(realdata("curves", "lys_saxs.dat"))
+    waxs = read_curve(realdata("curves", "lys_waxs.dat"))
+    # BioXTAS RAW writes q in 1/A: read_curve converts to nm^-1
+    assert saxs.q_nm[-1] == pytest.approx(2.83, abs=0.01) and waxs.q_nm[0] == pytest.approx(2.14, abs=0.01)
+    m = merge_curves(saxs, waxs)
+    assert np.all(np.diff(m.curve.q_nm) > 0)
+    lo, hi = m.overlap_nm
+    # after scaling, the two detectors agree over the overlap within their errors
+    sel = (waxs.q_nm > lo) & (waxs.q_nm < hi)
+    s_i = np.interp(waxs.q_nm[sel], saxs.q_nm, saxs.intensity)
+    z = (s_i - m.factor * waxs.intensity[sel]) / np.hypot(np.interp(waxs.q_nm[sel], saxs.q_nm, saxs.sigma), m.factor * waxs.sigma[sel])
+    assert abs(np.mean(z)) < 0.5 and np.std(z) < 2.0
+
+
+def test_merge_recovers_known_factor(small_geometry):
+    from saxsred.curve import Curve
+    from saxsred.reduce import merge_curves
+
+    rng = np.random.default_rng(1)
+    q1, q2 = np.linspace(0.1, 3, 300), np.linspace(2, 20, 400)
+    f = lambda q: 5 / (1 + q**2) + 0.1  # noqa: E731
+    s1, s2 = 0.01 * f(q1), 0.01 * f(q2) / 3.7
+    saxs = Curve(q1, f(q1) + rng.normal(0, s1), s1, name="s")
+    waxs = Curve(q2, f(q2) / 3.7 + rng.normal(0, s2), s2, name="w")
+    m = merge_curves(saxs, waxs)
+    assert m.factor == pytest.approx(3.7, abs=4 * m.factor_err)
