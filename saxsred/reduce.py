@@ -625,6 +625,25 @@ class ReduceJob:
     water_thickness_mm: float | None = None
     average: bool = False
     alpha: float = 1e-3
+    frames: tuple[int, ...] | None = None
+
+
+def parse_frame_selection(text: str | None) -> tuple[int, ...] | None:
+    """Parse ``"0,2,5-9"`` into frame indices (None for all frames)."""
+    if not text:
+        return None
+    out: list[int] = []
+    try:
+        for part in text.split(","):
+            part = part.strip()
+            if "-" in part[1:]:
+                a, b = part.split("-", 1) if not part.startswith("-") else (part, part)
+                out.extend(range(int(a), int(b) + 1))
+            else:
+                out.append(int(part))
+    except ValueError:
+        raise ParameterError(f"--frames {text!r}: use indices and ranges such as 0,2,5-9") from None
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -698,7 +717,8 @@ def _loaded_poni(poni: str | None) -> Geometry | None:
 
 
 def _reduce_paths(
-    paths: Sequence[str], job: Corrections, poni: str | None, reducers: dict | None = None
+    paths: Sequence[str], job: Corrections, poni: str | None, reducers: dict | None = None,
+    frames: Sequence[int] | None = None,
 ) -> list[Curve]:
     from .io.frames import iter_frames
 
@@ -707,7 +727,7 @@ def _reduce_paths(
     poni_geo = _loaded_poni(poni) if isinstance(poni, str) else poni
     corr_cache: dict = {}
     for path in paths:
-        for frame in iter_frames(path):
+        for frame in iter_frames(path, frames):
             geo = geometry_for(frame, poni_geo)
             if geo.shape is None:
                 geo = geo.with_shape(frame.data.shape)
@@ -751,7 +771,7 @@ def reduce_files(paths: Sequence[str], job: ReduceJob) -> ReduceOutput:
             empties = _reduce_paths(job.water_empty, w_corr, job.poni, reducers)
             empty = average_curves(empties, alpha=job.alpha).curve if len(empties) > 1 else empties[0]
         water_cal = water_scale_factor(water, empty)
-    curves = _reduce_paths(paths, c, job.poni, reducers)
+    curves = _reduce_paths(paths, c, job.poni, reducers, job.frames)
     verdicts: tuple[FrameVerdict, ...] = ()
     if job.average:
         avg = average_curves(curves, alpha=job.alpha, name=curves[0].name + "_average")
@@ -809,7 +829,7 @@ def reduce_stream(
     with ThreadPoolExecutor(max_workers=1) as pool:
         try:
             for path in paths:
-                for frame in iter_frames(path):
+                for frame in iter_frames(path, job.frames):
                     geo = geometry_for(frame, poni_geo)
                     if geo.shape is None:
                         geo = geo.with_shape(frame.data.shape)

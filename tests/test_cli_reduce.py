@@ -88,6 +88,8 @@ def test_multiframe_suffix(tmp_path, small_geometry):
         small_geometry.write_poni(tmp_path / "g.poni")
     assert main(["reduce", str(p), "--poni", str(tmp_path / "g.poni"), "--monitor", "none", "--npt", "50", "-o", str(tmp_path / "m")]) == 0
     assert sorted(x.name for x in (tmp_path / "m").iterdir()) == ["multi_0000.dat", "multi_0000.h5", "multi_0001.dat", "multi_0001.h5"]
+    assert main(["reduce", str(p), "--poni", str(tmp_path / "g.poni"), "--monitor", "none", "--npt", "50", "--frames", "1", "-o", str(tmp_path / "m1")]) == 0
+    assert sorted(x.name for x in (tmp_path / "m1").iterdir()) == ["multi_0001.dat", "multi_0001.h5"]
 
 
 @pytest.mark.parametrize(

@@ -34,6 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--average", action="store_true", help="average all frames into one curve (outliers rejected)")
     p.add_argument("--alpha", type=float, default=1e-3, help="p-value below which a frame is an outlier (default 1e-3)")
     p.add_argument("--npt", type=int, default=1000, help="number of q bins (default 1000)")
+    p.add_argument("--frames", dest="frame_selection", metavar="SEL", help="frames of multi-frame files to reduce, e.g. 0,2,5-9 (default all)")
     p.add_argument("--monitor", default="auto", choices=["auto", "I1", "I0", "exposure", "none"])
     p.add_argument("--polarization", type=float, default=0.99, help="polarisation factor (default 0.99)")
     p.add_argument("--no-solid-angle", action="store_true", help="do not correct for the pixel solid angle")
@@ -88,7 +89,7 @@ def corrections_from_args(args: argparse.Namespace):
 
 
 def _reduce(args: argparse.Namespace) -> int:
-    from ..reduce import ReduceJob, reduce_files, write_curves
+    from ..reduce import ReduceJob, parse_frame_selection, reduce_files, write_curves
 
     corr = corrections_from_args(args)
     job = ReduceJob(
@@ -100,6 +101,7 @@ def _reduce(args: argparse.Namespace) -> int:
         water_empty=tuple(args.water_empty),
         average=args.average,
         alpha=args.alpha,
+        frames=parse_frame_selection(args.frame_selection),
     )
     if (args.workers or args.scheduler) and not args.average and not args.background and not args.water:
         from ..pipeline import reduce_parallel
