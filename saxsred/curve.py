@@ -69,3 +69,18 @@ class Curve:
         i = self.intensity * factor
         s = np.hypot(self.sigma * factor, self.intensity * factor_err)
         return replace(self, intensity=i, sigma=s, unit=unit or self.unit)
+
+
+@dataclass(frozen=True)
+class ChiProfile:
+    """Azimuthal trace at constant q: intensity(chi) averaged over a q band.
+
+    chi_deg follows pyFAI (degrees, -180..180, 0 along +x, the fast axis).
+    """
+
+    chi_deg: np.ndarray
+    intensity: np.ndarray
+    sigma: np.ndarray
+    q_band_nm: tuple[float, float]
+    name: str = ""
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)

@@ -33,7 +33,7 @@ import numpy as np
 from scipy import stats
 
 from . import provenance as prov_mod
-from .curve import Curve
+from .curve import ChiProfile, Curve
 from .errors import GeometryError, InputError, ParameterError
 from .geometry import Geometry, check_shape, detector_gap_mask, hot_pixel_mask
 from .io.frames import Frame
@@ -406,7 +406,7 @@ class Reducer:
             i = num / den
             s = np.sqrt(var) / den
         ok = den > 0
-        return ChiProfile(cake.chi_deg[ok], i[ok], s[ok], q_band_nm, frame.name)
+        return ChiProfile(cake.chi_deg[ok], i[ok], s[ok], tuple(q_band_nm), frame.name)
 
 
 @dataclass(frozen=True)
@@ -418,17 +418,6 @@ class Cake:
     intensity: np.ndarray
     sigma: np.ndarray
     count: np.ndarray | None
-    name: str = ""
-
-
-@dataclass(frozen=True)
-class ChiProfile:
-    """Azimuthal trace at constant q: intensity(chi) over a q band."""
-
-    chi_deg: np.ndarray
-    intensity: np.ndarray
-    sigma: np.ndarray
-    q_band_nm: tuple[float, float]
     name: str = ""
 
 
@@ -898,3 +887,29 @@ def merge_curves(
     s = np.concatenate([saxs.sigma[a], wx.sigma[b]])
     prov = prov_mod.extend(saxs.provenance, "merge", waxs=waxs.name, factor=k, factor_err=k_err, overlap_nm=[lo, hi])
     return MergeResult(Curve(q, i, s, unit=saxs.unit, name=f"{saxs.name}_merged", provenance=prov), k, k_err, (lo, hi))
+
+
+def chi_profiles(
+    paths: Sequence[str], job: ReduceJob, q_band_nm: tuple[float, float], outdir: str, npt_chi: int = 360
+) -> list[str]:
+    """Write ``outdir/<name>_chi.dat`` (chi deg, I, sigma) for every frame: the azimuthal trace
+    over ``q_band_nm``, normalised like the 1-D curves."""
+    from pathlib import Path
+
+    from .io.curves import write_chi
+    from .io.frames import iter_frames
+
+    poni_geo = _loaded_poni(job.poni)
+    written = []
+    reducers: dict = {}
+    for path in paths:
+        for frame in iter_frames(path, job.frames):
+            geo = geometry_for(frame, poni_geo)
+            if geo.shape is None:
+                geo = geo.with_shape(frame.data.shape)
+            red = reducers.get(geo) or reducers.setdefault(geo, Reducer(geo, job.corrections))
+            prof = red.chi_profile(frame, q_band_nm, npt_chi=npt_chi)
+            prof = replace(prof, provenance=prov_mod.extend({}, "chi_profile", frame=frame.name,
+                                                             checksum=frame.checksum, q_band_nm=list(q_band_nm)))
+            written.append(str(write_chi(prof, Path(outdir) / f"{frame.name}_chi.dat")))
+    return written

@@ -147,3 +147,12 @@ def test_reduce_plot_and_frame_figure(tmp_path, frames, small_geometry):
     m = pixel_mask(fr, small_geometry, Corrections())
     out = save(plot_frame(fr.data, small_geometry, m, q_rings_nm=(0.3, 0.6)), tmp_path / "frame.png")
     assert (tmp_path / "frame.png").stat().st_size > 10_000 and out.endswith("frame.png")
+
+
+def test_reduce_chi_profile_roundtrip(tmp_path, frames):
+    from saxsred.io.curves import read_chi
+
+    assert main(["reduce", frames[0], "--chi", "0.3", "0.5", "--npt-chi", "90", "--npt", "80", "-o", str(tmp_path / "c")]) == 0
+    prof = read_chi(tmp_path / "c" / "frame_0_chi.dat")
+    assert prof.q_band_nm == (0.3, 0.5) and 60 <= len(prof.chi_deg) <= 90
+    assert np.all(prof.sigma > 0) and prof.chi_deg.min() < -90 and prof.chi_deg.max() > 90

@@ -39,6 +39,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--polarization", type=float, default=0.99, help="polarisation factor (default 0.99)")
     p.add_argument("--no-solid-angle", action="store_true", help="do not correct for the pixel solid angle")
     p.add_argument("--hot-pixels", action="store_true", help="also mask isolated hot pixels")
+    p.add_argument("--chi", nargs=2, type=float, metavar=("QMIN", "QMAX"),
+                   help="also write the azimuthal profile I(chi) over this q band (nm^-1) as DIR/<stem>_chi.dat")
+    p.add_argument("--npt-chi", type=int, default=360, help="chi bins of --chi profiles (default 360)")
     p.add_argument("--plot", action="store_true", help="also write a figure of the frame and the curves")
     p.add_argument("--workers", type=int, help="reduce in parallel on N local dask workers")
     p.add_argument("--scheduler", help="address of a running dask scheduler")
@@ -107,6 +110,11 @@ def _reduce(args: argparse.Namespace) -> int:
         from ..pipeline import reduce_parallel
 
         return reduce_parallel(args.frames, job, args.output, workers=args.workers, scheduler=args.scheduler)
+    if args.chi:
+        from ..reduce import chi_profiles
+
+        for path in chi_profiles(args.frames, job, tuple(args.chi), args.output, npt_chi=args.npt_chi):
+            print(f"azimuthal profile: {path}")
     if not (args.average or args.background or args.water or args.plot):
         from ..reduce import reduce_stream
 

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from .. import provenance as prov_mod
-from ..curve import Curve
+from ..curve import ChiProfile, Curve
 from ..errors import InputError
 from .atomic import atomic_path
 
@@ -280,3 +280,51 @@ def write_nxcansas(curve: Curve, path: str | os.PathLike, title: str | None = No
             _ds(proc, "name", "saxsred")
             _ds(proc, "provenance", prov_mod.to_json(curve.provenance))
     return p
+
+
+def write_chi(profile: ChiProfile, path: str | os.PathLike) -> Path:
+    """Write an azimuthal profile as 3 columns (chi deg, I, sigma) with a commented header."""
+    p = Path(path)
+    lo, hi = profile.q_band_nm
+    lines = [
+        "# saxsred azimuthal profile",
+        f"# name: {profile.name}",
+        f"# q_band_nm: {lo!r} {hi!r}",
+        f"# provenance: {json.dumps(prov_mod._jsonable(profile.provenance), sort_keys=True)}",
+        "# columns: chi_deg I sigma",
+    ]
+    body = "\n".join(f"{c:.6f} {i:.8e} {s:.8e}" for c, i, s in zip(profile.chi_deg, profile.intensity, profile.sigma))
+    with atomic_path(p) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.write("\n".join(lines) + "\n" + body + "\n")
+    return p
+
+
+def read_chi(path: str | os.PathLike) -> ChiProfile:
+    """Read an azimuthal profile (chi deg, I[, sigma]) written by saxsred or a 2/3-column text file."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: no such file; check the path")
+    band = (float("nan"), float("nan"))
+    rows = []
+    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = re.match(r"#\s*q_band_nm:\s*(\S+)\s+(\S+)", line)
+        if m:
+            band = (float(m.group(1)), float(m.group(2)))
+            continue
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            rows.append([float(x) for x in re.split(r"[,\s]+", line.strip())][:3])
+        except ValueError:
+            continue
+    if not rows:
+        raise InputError(f"{p}: no numeric rows; expected columns chi_deg, I[, sigma]")
+    n = min(len(r) for r in rows)
+    if n < 2:
+        raise InputError(f"{p}: only one column; an azimuthal profile needs chi and I")
+    d = np.array([r[:n] for r in rows])
+    sig = d[:, 2] if n >= 3 else np.zeros(len(d))
+    if not np.all(np.isfinite(d)):
+        raise InputError(f"{p}: NaN or infinite values; remove those rows")
+    return ChiProfile(d[:, 0], d[:, 1], sig, band, p.stem, {"source": prov_mod.input_record(p)})
