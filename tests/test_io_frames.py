@@ -110,3 +110,16 @@ def test_missing_empty_truncated_corrupt(tmp_path):
     (tmp_path / "junk.edf").write_bytes(b"this is not a frame at all\n" * 20)
     with pytest.raises(InputError, match="junk.edf"):
         read_frame(tmp_path / "junk.edf")
+
+
+def test_cbf_and_tiff_roundtrip(tmp_path):
+    import fabio.cbfimage
+    import fabio.tifimage
+
+    data = np.random.default_rng(2).poisson(20, (30, 40)).astype(np.int32)
+    fabio.cbfimage.CbfImage(data=data).write(str(tmp_path / "a.cbf"))
+    np.testing.assert_array_equal(read_frame(tmp_path / "a.cbf").data, data)
+    fabio.tifimage.TifImage(data=data.astype(np.uint16)).write(str(tmp_path / "a.tif"))
+    np.testing.assert_array_equal(read_frame(tmp_path / "a.tif").data, data)
+    np.save(tmp_path / "a.npy", data)
+    assert read_frame(tmp_path / "a.npy").name == "a"
