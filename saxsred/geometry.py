@@ -237,6 +237,21 @@ def geometry_from_metadata(meta: FrameMetadata, shape: tuple[int, int] | None = 
     )
 
 
+def load_geometry(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Geometry:
+    """Geometry from a PONI file, an EDNA XML file, or the ESRF header of a frame file."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{p}: geometry file not found; check --poni")
+    if p.suffix.lower() == ".xml":
+        return geometry_from_edna_xml(p, shape)
+    if p.suffix.lower() in (".poni", ".txt", ".cfg") or p.read_bytes()[:64].lstrip().startswith(b"#"):
+        return load_poni(p, shape)
+    from .io.frames import read_frame
+
+    fr = read_frame(p)
+    return geometry_from_metadata(fr.metadata, fr.data.shape, source=p.name)
+
+
 def geometry_to_header(geo: Geometry) -> dict[str, str]:
     """ESRF "SAXS keyword" header entries for a geometry (inverse of :func:`geometry_from_metadata`)."""
     h = {

@@ -647,12 +647,12 @@ class ReduceOutput:
 
 def geometry_for(frame: Frame, poni: str | Geometry | None) -> Geometry:
     """Geometry of a frame: the PONI file (or a loaded Geometry) if given, else the frame's ESRF header."""
-    from .geometry import geometry_from_metadata, load_poni
+    from .geometry import geometry_from_metadata, load_geometry
 
     if isinstance(poni, Geometry):
         return poni
     if poni:
-        return load_poni(poni, shape=None)
+        return load_geometry(poni)
     return geometry_from_metadata(frame.metadata, shape=frame.data.shape, source=frame.path)
 
 
@@ -700,9 +700,9 @@ def corrections_for(frame: Frame, c: Corrections, cache: dict | None = None) -> 
 
 
 def _loaded_poni(poni: str | None) -> Geometry | None:
-    from .geometry import load_poni
+    from .geometry import load_geometry
 
-    return load_poni(poni) if poni else None
+    return load_geometry(poni) if poni else None
 
 
 def _reduce_paths(

@@ -19,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "average a series (outlier frames rejected), subtract a background and scale to cm^-1.",
     )
     p.add_argument("frames", nargs="+", metavar="FRAME", help="frame files (EDF, CBF, TIFF, HDF5, ...)")
-    p.add_argument("--poni", help="pyFAI PONI file (default: geometry from the ESRF header)")
+    p.add_argument("--poni", help="geometry: pyFAI PONI file, EDNA XML, or a frame whose ESRF header has it (default: each frame's own header)")
     p.add_argument("--mask", help="mask file (EDF, TIFF, NPY, pyFAI .mask); non-zero = masked")
     p.add_argument("--dark", help="dark frame (counts, same exposure)")
     p.add_argument("--flat", help="flat-field frame (relative efficiency)")
@@ -50,7 +50,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("info", help="show a frame's header, metadata and geometry as saxsred understands them")
     p.add_argument("frame", metavar="FRAME")
-    p.add_argument("--poni", help="PONI file (default: geometry from the header)")
+    p.add_argument("--poni", help="geometry: PONI file, EDNA XML or a frame with an ESRF header (default: the frame's own header)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_info)
 
