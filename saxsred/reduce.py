@@ -795,12 +795,10 @@ def reduce_stream(
     """Reduce frame by frame and write each curve as soon as it exists.
 
     One :class:`Reducer` per geometry is reused for every frame (pyFAI's CSR engine is built
-    once). Writing runs in one background thread, so file I/O overlaps the next integration
-    (pyFAI's compiled engines release the GIL); at most a few curves wait in memory. Every
-    path is checked before the first frame is read, so a missing file writes nothing.
+    once); only one frame is in memory at a time. Writes are synchronous: pyFAI's engine
+    holds the GIL, so a writer thread would not overlap with it (measured). Every path is
+    checked before the first frame is read, so a missing file writes nothing.
     """
-    from collections import deque
-    from concurrent.futures import ThreadPoolExecutor
     from pathlib import Path
 
     from .io.frames import iter_frames
@@ -812,27 +810,18 @@ def reduce_stream(
             raise InputError(f"{p}: no such file; check the path")
     reducers: dict = {}
     written: list[str] = []
-    pending: deque = deque()
     poni_geo = _loaded_poni(job.poni)
     corr_cache: dict = {}
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        try:
-            for path in paths:
-                for frame in iter_frames(path, job.frames):
-                    geo = geometry_for(frame, poni_geo)
-                    if geo.shape is None:
-                        geo = geo.with_shape(frame.data.shape)
-                    corr = corrections_for(frame, job.corrections, corr_cache)
-                    red = reducers.get((geo, id(corr)))
-                    if red is None:
-                        red = reducers[(geo, id(corr))] = Reducer(geo, corr)
-                    curve = red.reduce(frame)
-                    pending.append(pool.submit(write_curves, [curve], outdir, formats))
-                    while len(pending) > 4:
-                        written.extend(pending.popleft().result())
-        finally:
-            while pending:
-                written.extend(pending.popleft().result())
+    for path in paths:
+        for frame in iter_frames(path, job.frames):
+            geo = geometry_for(frame, poni_geo)
+            if geo.shape is None:
+                geo = geo.with_shape(frame.data.shape)
+            corr = corrections_for(frame, job.corrections, corr_cache)
+            red = reducers.get((geo, id(corr)))
+            if red is None:
+                red = reducers[(geo, id(corr))] = Reducer(geo, corr)
+            written.extend(write_curves([red.reduce(frame)], outdir, formats))
     return written
 
 
