@@ -204,16 +204,14 @@ def static_mask(geometry: Geometry, c: Corrections, shape: tuple[int, int]) -> n
     return m
 
 
-def pixel_mask(frame: Frame, geometry: Geometry, c: Corrections, static: np.ndarray | None = None) -> np.ndarray:
-    """Combined mask (True = masked): file mask, detector gaps, Dummy, negative, saturated, hot.
+def dynamic_invalid(frame: Frame, c: Corrections, base: np.ndarray) -> np.ndarray | None:
+    """Pixels of this frame that are invalid beyond the static mask: Dummy, negative,
+    saturated, hot. None when there are none (the common case for a masked detector).
 
     Dummy pixels are found on the raw counts, before any subtraction: a valid pixel whose
-    dark-subtracted value happens to equal Dummy stays valid. When a frame adds no invalid
-    pixel to the static mask (file mask and gaps), the static mask object itself is returned,
-    which lets pyFAI skip rebuilding its mask.
+    dark-subtracted value happens to equal Dummy stays valid.
     """
     raw = frame.data
-    base = static_mask(geometry, c, raw.shape) if static is None else static
     md = frame.metadata
     dyn = None
 
@@ -234,9 +232,22 @@ def pixel_mask(frame: Frame, geometry: Geometry, c: Corrections, static: np.ndar
         add(raw >= sat)
     if c.hot_pixels:
         add(hot_pixel_mask(np.where(base if dyn is None else (base | dyn), 0, raw)))
-    if dyn is None or not np.any(dyn & ~base):
-        return base
-    return base | dyn
+    if dyn is None:
+        return None
+    dyn &= ~base
+    return dyn if dyn.any() else None
+
+
+def pixel_mask(frame: Frame, geometry: Geometry, c: Corrections, static: np.ndarray | None = None) -> np.ndarray:
+    """Combined mask (True = masked): file mask, detector gaps, Dummy, negative, saturated, hot."""
+    base = static_mask(geometry, c, frame.data.shape) if static is None else static
+    dyn = dynamic_invalid(frame, c, base)
+    return base if dyn is None else (base | dyn)
+
+
+def _sentinel(dtype: np.dtype) -> float:
+    # A value no valid pixel holds, exactly representable in float32 (pyFAI's working type).
+    return float(np.iinfo(dtype).max) if dtype.kind == "u" else -1.0e9
 
 
 class Reducer:
@@ -283,6 +294,7 @@ class Reducer:
         mask: np.ndarray,
         norm: float,
         dark: np.ndarray | None = None,
+        dummy: float | None = None,
     ):
         c = self.corrections
         if self._flat is None and self._checked_shape != raw.shape:
@@ -297,6 +309,7 @@ class Reducer:
             dark=dark,
             flat=self._flat,
             mask=mask,
+            dummy=dummy,
             error_model="poisson",
             radial_range=c.q_range_nm,
             normalization_factor=norm,
@@ -324,10 +337,21 @@ class Reducer:
             )
         c = self.corrections
         norm = normalisation(frame, self.geometry, c)
-        mask = pixel_mask(frame, self.geometry, c, self._static_mask)
-        if mask.all():
+        # pyFAI builds its CSR engine (and the q bins) for one mask: keep the static mask
+        # fixed and mark this frame's own invalid pixels with a sentinel value handed to
+        # pyFAI as its dummy, so every frame shares one engine and one q grid.
+        mask = self._static_mask
+        dyn = dynamic_invalid(frame, c, mask)
+        dummy = None
+        n_masked = int(mask.sum())
+        if dyn is not None:
+            dummy = _sentinel(raw.dtype)
+            raw = raw.copy()
+            raw[dyn] = dummy
+            n_masked += int(dyn.sum())
+        if n_masked >= raw.size:
             raise InputError(f"{where}: every pixel is masked; check the mask and the Dummy value")
-        res = self.integrate_arrays(raw, mask, norm.factor, self._dark)
+        res = self.integrate_arrays(raw, mask, norm.factor, self._dark, dummy)
         q = np.asarray(res.radial, dtype=float)
         i = np.asarray(res.intensity, dtype=float)
         s = np.asarray(res.sigma, dtype=float)
@@ -348,7 +372,7 @@ class Reducer:
                 "thickness_cm": norm.thickness_cm,
                 "solid_angle_poni_sr": norm.solid_angle_poni_sr,
             },
-            masked_pixels=int(mask.sum()),
+            masked_pixels=n_masked,
         )
         prov["geometry"] = self._geometry_dict
         return Curve(q[keep], i[keep], s[keep], unit=unit, name=frame.name, provenance=prov)
@@ -451,15 +475,26 @@ class AverageResult:
         return [v.name for v in self.verdicts if not v.kept]
 
 
-def _common_grid(curves: Sequence[Curve], what: str) -> np.ndarray:
+def _common_grid(curves: Sequence[Curve], what: str) -> tuple[np.ndarray, list[Curve]]:
+    """The q points shared by all curves (bins left empty by a frame's own invalid pixels
+    drop out); curves on different binnings are an error."""
     q0 = curves[0].q_nm
+    same = all(c.q_nm.shape == q0.shape and np.array_equal(c.q_nm, q0) for c in curves[1:])
+    if same:
+        return q0, list(curves)
+    common = q0
     for c in curves[1:]:
-        if c.q_nm.shape != q0.shape or not np.allclose(c.q_nm, q0, rtol=1e-9, atol=0):
-            raise InputError(
-                f"{what}: curves {curves[0].name!r} and {c.name!r} have different q grids; "
-                "reduce them with the same geometry and --npt"
-            )
-    return q0
+        common = np.intersect1d(common, c.q_nm)
+    if common.size < 0.9 * min(len(c) for c in curves):
+        raise InputError(
+            f"{what}: curves {curves[0].name!r} and {curves[-1].name!r} have different q grids; "
+            "reduce them with the same geometry and --npt"
+        )
+    out = []
+    for c in curves:
+        k = np.isin(c.q_nm, common)
+        out.append(replace(c, q_nm=c.q_nm[k], intensity=c.intensity[k], sigma=c.sigma[k]))
+    return common, out
 
 
 def average_curves(
@@ -475,7 +510,7 @@ def average_curves(
     """
     if len(curves) == 0:
         raise InputError("average: no curves given")
-    q = _common_grid(curves, "average")
+    q, curves = _common_grid(curves, "average")
     i = np.vstack([c.intensity for c in curves])
     s = np.vstack([c.sigma for c in curves])
     n = len(curves)

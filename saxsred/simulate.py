@@ -202,6 +202,9 @@ SAMPLE_TRUTH = {
     "toluene_cm": 0.024,
     "water_cm": 0.01632,
     "agbh_d001_nm": 5.838,
+    # Gaussian instrument resolution (beam size and divergence) as FWHM in q; the silver
+    # behenate lines are this narrow, and the Bragg peaks are convolved with it.
+    "instrument_fwhm_inv_nm": 0.012,
 }
 
 
@@ -219,14 +222,16 @@ def sample_curves(q: np.ndarray) -> dict[str, np.ndarray]:
     i0_per_phi = 4.9e4  # cm^-1 per unit volume fraction for 9.5 nm CsPbBr3 cubes in toluene
     p_nc = dilute_intensity(q, t["edge_nm"], t["polydispersity"], scale=1.0, background=0.0)
     s_sp = bragg_structure_factor(
-        q, lattice="SC", a_nm=t["a_nm"], coherence_nm=t["coherence_length_nm"], edge_nm=t["edge_nm"]
+        q, lattice="SC", a_nm=t["a_nm"], coherence_nm=t["coherence_length_nm"], edge_nm=t["edge_nm"],
+        polydispersity=t["polydispersity"], instrument_fwhm_inv_nm=t["instrument_fwhm_inv_nm"],
     )
     cap = _capillary_cm(q)
     solvent = cap + t["toluene_cm"]
-    agbh = 0.02 * np.maximum(q, 0.02) ** -2 * 0.01 + 0.05
+    agbh = 2e-4 * np.maximum(q, 0.02) ** -2 + 0.05
     q001 = 2 * np.pi / t["agbh_d001_nm"]
-    for n, h in ((1, 60.0), (2, 12.0)):
-        agbh = agbh + h / (1 + ((q - n * q001) / 0.0015) ** 2)
+    w = t["instrument_fwhm_inv_nm"] / (2 * np.sqrt(2 * np.log(2)))
+    for n, h in ((1, 40.0), (2, 8.0)):
+        agbh = agbh + h * np.exp(-0.5 * ((q - n * q001) / w) ** 2)
     return {
         "empty_capillary": cap,
         "water": cap + t["water_cm"],

@@ -60,13 +60,16 @@ def test_generated_frame_reduces_to_its_curve(tmp_path, small_geometry, route):
 
 def test_integration_equals_direct_pyfai(small_geometry, rng):
     q, i_true = smooth_curve()
-    fr, _ = _frame(small_geometry, q, i_true, rng)
+    layout = replace(LAYOUT, n_hot_pixels=0)
+    fr, _ = _frame(small_geometry, q, i_true, rng, layout=layout)
+    file_mask = fr.data < 0  # gaps and beamstop, as a mask file would give them
     dark = _dark(small_geometry)
     flat = 1.0 + 0.05 * np.random.default_rng(3).standard_normal(small_geometry.shape)
-    corr = Corrections(npt=150, dark=dark, flat=flat, polarization_factor=0.95)
+    corr = Corrections(npt=150, dark=dark, flat=flat, polarization_factor=0.95, mask=file_mask)
     red = Reducer(small_geometry, corr)
     cv = red.reduce(fr)
     mask = pixel_mask(fr, small_geometry, corr)
+    assert (mask == file_mask).all()
     from saxsred.reduce import normalisation
 
     norm = normalisation(fr, small_geometry, corr).factor

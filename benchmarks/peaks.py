@@ -1,0 +1,78 @@
+"""Benchmark: curve -> indexed and sized result, against the floor of one lmfit global fit.
+
+A 1000-point S_eff(q) with 8 Bragg rings (SC, a = 11.4 nm, L = 166 nm, Gaussian
+instrument 0.005 nm^-1, 1% noise) goes through :func:`saxsred.peaks.analyze_peaks`
+(find, free fits of four shapes with BIC, indexing against six lattices, size/disorder,
+lattice-tied Voigt fit). The floor is a single lmfit fit of the same lattice-tied Voigt
+model started at the answer (same residual and analytic Jacobian); a second reference
+is that fit with lmfit's default finite-difference Jacobian. Both in the same run; the
+goal is analyze_peaks within 3x of the floor.
+
+Run: ``python benchmarks/peaks.py``
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import lmfit
+import numpy as np
+
+from saxsred.curve import Curve
+from saxsred.peaks import analyze_peaks, lattice_parameters, lattice_residual, reflections
+from saxsred.structures import bragg_structure_factor, ring_weights
+
+A, L, INST = 11.4, 166.0, 0.005
+
+
+def make_curve(seed: int = 0) -> Curve:
+    rng = np.random.default_rng(seed)
+    q1 = 2 * math.pi / A
+    q = np.linspace(0.6 * q1, 3.12 * q1, 1000)  # rings N = 1, 2, 3, 4, 5, 6, 8, 9
+    s = bragg_structure_factor(q, "SC", A, L, None, aligned=False, amplitude=0.3, instrument_fwhm_inv_nm=INST)
+    sig = 0.01 * s
+    return Curve(q, s + rng.normal(0, 1, q.size) * sig, sig, name="bench")
+
+
+def best_of(fn, repeat: int = 7) -> float:
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return min(ts)
+
+
+def main() -> None:
+    cv = make_curve()
+    shells = tuple(reflections("SC", A, cv.q_nm[-1]))
+    shells = tuple(r for r in shells if r.q_nm >= cv.q_nm[0])
+    _, w, _ = ring_weights("SC", A, cv.q_nm[-1] * 1.01, None, False)
+    areas = 0.3 * w[-len(shells):]
+    base = np.ones_like(cv.q_nm)
+    resid, jac = lattice_residual(cv.q_nm, cv.intensity, cv.sigma, base, shells, "size", INST)
+
+    def floor(use_jac=True):
+        p = lattice_parameters(shells, A, 2 * math.pi / L, 0.0, areas, "size")
+        kw = {"Dfun": jac} if use_jac else {}
+        return lmfit.minimize(resid, p, method="leastsq", scale_covar=False, **kw)
+
+    res = analyze_peaks(cv, instrument_fwhm_inv_nm=INST)  # warm-up (imports) and a check
+    fl = floor()
+    assert res.lattice == "SC", res.lattice
+    n_peaks = len(res.peakfit.peaks)
+    t_full = best_of(lambda: analyze_peaks(cv, instrument_fwhm_inv_nm=INST))
+    t_floor = best_of(floor)
+    t_floor_fd = best_of(lambda: floor(False))
+    print(f"curve: {cv.q_nm.size} points, {len(shells)} rings; found {n_peaks} peaks, shape {res.peakfit.shape}")
+    print(f"result: {res.lattice} a = {res.a_nm:.4f} nm (truth {A}), L = {res.coherence.length_nm:.1f} nm (truth {L})")
+    print(f"floor fit: a = {fl.params['a'].value:.4f} nm, {fl.nfev} evaluations")
+    print(f"analyze_peaks (find + 4 free fits + index + lattice fit): {t_full * 1e3:8.1f} ms")
+    print(f"floor: one lmfit lattice-tied fit from the answer (analytic J): {t_floor * 1e3:8.1f} ms")
+    print(f"       same, lmfit finite-difference Jacobian:               {t_floor_fd * 1e3:8.1f} ms")
+    print(f"ratio analyze / floor = {t_full / t_floor:.1f}x (goal <= 3x); vs finite-difference floor {t_full / t_floor_fd:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
