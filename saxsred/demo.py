@@ -125,13 +125,22 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
         if analyze_peaks is not None:
             res_fwhm = instrument_fwhm_from_calibrant(agbh)
             pk = analyze_peaks(s_curve, lattice="auto", edge_nm=ff.edge_nm, instrument_fwhm_inv_nm=res_fwhm)
-            summary["peaks"] = pk.to_json_dict()
-            log(f"    lattice {pk.lattice}, a = {pk.a_nm:.3f} +/- {pk.a_err_nm:.3f} nm, "
-                f"L = {pk.coherence_length_nm:.0f} nm ({pk.coherence_convention})")
+            pj = pk.to_json_dict()
+            summary["peaks"] = pj
+            summary["instrument_fwhm_inv_nm"] = res_fwhm
+            if pj["lattice"]:
+                log(f"    lattice {pj['lattice']}, a = {pj['a_nm']:.3f} +/- {pj['a_err_nm']:.3f} nm "
+                    f"(stat {pj['a_err_stat_nm']:.3f}, calibration {pj['a_err_calib_nm']:.3f}); "
+                    f"coherence length {pj['coherence_length_nm']:.0f} +/- {pj['coherence_length_err_nm']:.0f} nm "
+                    f"({pj['coherence_convention']})")
+                for alt in pj["alternatives"][1:3]:
+                    log(f"    alternative: {alt['lattice']} a = {alt['a_nm']:.2f} nm (score {alt['score']:.2f})")
+            else:
+                log("    no lattice assigned: " + "; ".join(pj.get("notes", [])))
             try:
                 from .plots.peaks import plot_peaks
 
-                outputs.append(save(plot_peaks(pk, s_curve), out / "peaks.png"))
+                outputs.append(save(plot_peaks(pk, title="S_eff of the supraparticles: fit and indexing"), out / "peaks.png"))
             except ImportError:  # pragma: no cover
                 pass
     log("5/5 summary")

@@ -413,24 +413,57 @@ class Reducer:
     def chi_profile(
         self, frame: Frame, q_band_nm: tuple[float, float], npt_chi: int = 360
     ) -> ChiProfile:
-        """Azimuthal profile I(chi) averaged over a q band (pyFAI ``integrate_radial``)."""
+        """Azimuthal profile I(chi) over a q band, corrected for the radial gradient.
+
+        Each valid pixel in the band is divided by the azimuthal average I(q) at its own q
+        (the 1-D curve of the same frame, interpolated), the ratios are averaged in chi bins
+        and multiplied by the mean of I over the band. An isotropic ring gives a flat
+        profile whatever the slope of I(q) inside the band; a plain per-bin mean would
+        instead carry the pixel sampling of each bin (which q its pixels sit at) into the
+        profile wherever I(q) is steep, as on a Bragg peak. Errors are Poisson per pixel.
+        """
         self.check(frame)
         qmin, qmax = q_band_nm
         if not (0 <= qmin < qmax):
             raise ParameterError(f"q band {q_band_nm}: need 0 <= qmin < qmax (nm^-1)")
-        cake = self.cake(frame, npt_rad=max(50, self.corrections.npt // 4), npt_azim=npt_chi)
-        sel = (cake.q_nm >= qmin) & (cake.q_nm <= qmax)
-        if not sel.any():
-            raise ParameterError(f"q band {q_band_nm} nm^-1 lies outside the frame's q range")
-        w = cake.count[:, sel] if cake.count is not None else np.ones_like(cake.intensity[:, sel])
-        num = np.nansum(cake.intensity[:, sel] * w, axis=1)
-        den = np.nansum(w, axis=1)
-        var = np.nansum((cake.sigma[:, sel] * w) ** 2, axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            i = num / den
-            s = np.sqrt(var) / den
-        ok = den > 0
-        return ChiProfile(cake.chi_deg[ok], i[ok], s[ok], tuple(q_band_nm), frame.name)
+        if npt_chi < 4:
+            raise ParameterError(f"npt_chi = {npt_chi}: need at least 4 chi bins")
+        shape = frame.data.shape
+        if getattr(self, "_qchi", None) is None or self._qchi[0].shape != shape:
+            self._qchi = (np.asarray(self._ai.qArray(shape)), np.rad2deg(np.asarray(self._ai.center_array(shape, unit="chi_rad"))))
+        qmap, chimap = self._qchi
+        c = self.corrections
+        norm = normalisation(frame, self.geometry, c).factor
+        curve = self.reduce(frame)
+        mask = pixel_mask(frame, self.geometry, c, self._static_mask)
+        band = (~mask) & (qmap >= qmin) & (qmap <= qmax)
+        if band.sum() < npt_chi:
+            raise ParameterError(
+                f"q band {q_band_nm} nm^-1 holds {int(band.sum())} valid pixels, fewer than the {npt_chi} chi bins; "
+                "widen the band or use fewer bins"
+            )
+        raw = frame.data[band].astype(np.float64)
+        dark = self._dark[band].astype(np.float64) if self._dark is not None else 0.0
+        corr = (self._flat[band].astype(np.float64) if self._flat is not None else 1.0) * norm
+        i_pix = (raw - dark) / corr
+        var_pix = (np.maximum(raw, 1.0) + dark) / corr**2
+        ref = np.interp(qmap[band], curve.q_nm, curve.intensity)
+        ok = ref > 0
+        if not ok.any():
+            raise ParameterError(f"q band {q_band_nm} nm^-1: the azimuthal average is not positive there")
+        r = i_pix[ok] / ref[ok]
+        vr = var_pix[ok] / ref[ok] ** 2
+        edges = np.linspace(-180.0, 180.0, npt_chi + 1)
+        idx = np.clip(np.digitize(chimap[band][ok], edges) - 1, 0, npt_chi - 1)
+        n = np.bincount(idx, minlength=npt_chi)
+        sr = np.bincount(idx, weights=r, minlength=npt_chi)
+        sv = np.bincount(idx, weights=vr, minlength=npt_chi)
+        level = float(np.mean(ref[ok]))
+        filled = n > 0
+        centers = 0.5 * (edges[:-1] + edges[1:])
+        prof_i = level * sr[filled] / n[filled]
+        prof_s = level * np.sqrt(sv[filled]) / n[filled]
+        return ChiProfile(centers[filled], prof_i, prof_s, (float(qmin), float(qmax)), frame.name)
 
 
 @dataclass(frozen=True)

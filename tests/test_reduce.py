@@ -173,6 +173,17 @@ def test_chi_profile_and_cake(small_geometry):
     assert len(prof.chi_deg) == 72 and 0.7 < np.std(z) < 1.4, np.std(z)
 
 
+def test_chi_profile_flat_across_a_steep_isotropic_peak(small_geometry):
+    """A band straddling a sharp ring: the radial gradient must not leak into I(chi)."""
+    q = np.linspace(0, 5, 20001)
+    ring = 0.2 + 30.0 / (1 + ((q - 0.45) / 0.02) ** 2)
+    fr, _ = _frame(small_geometry, q, ring, np.random.default_rng(11), layout=DetectorLayout())
+    red = Reducer(small_geometry, Corrections(npt=300, dark=_dark(small_geometry)))
+    prof = red.chi_profile(fr, (0.42, 0.48), npt_chi=36)
+    z = (prof.intensity - np.average(prof.intensity, weights=prof.sigma**-2)) / prof.sigma
+    assert 0.6 < np.std(z) < 1.5, np.std(z)
+
+
 def test_header_named_dark_is_used(tmp_path, small_geometry):
     from saxsred.io.frames import read_frame
     from saxsred.reduce import ReduceJob, reduce_files
