@@ -112,7 +112,13 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
             outputs.append(save(plot_form_factor_fit(ff, dil_curve), out / "form_factor_fit.png"))
         except ImportError:  # pragma: no cover
             plot_structure_factor = None
-        sq = effective_structure_factor(sp_curve, dil_curve)
+        # The concentrations are known from sample preparation (volume fractions in
+        # SAMPLE_TRUTH); S_eff is then absolute, with no assumption that it reaches 1.
+        from .simulate import SAMPLE_TRUTH
+
+        ratio = SAMPLE_TRUTH["phi_sp"] / SAMPLE_TRUTH["phi_dilute"]
+        summary["concentration_ratio"] = ratio
+        sq = effective_structure_factor(sp_curve, dil_curve, concentration_ratio=ratio)
         s_curve = sq.as_curve()
         outputs += write_curves([replace(s_curve, name="s_eff")], str(out / "curves"), formats=("dat",))
         if plot_structure_factor is not None:

@@ -47,6 +47,8 @@ _PRISM_TABLE_XMAX = 60.0  # in units of the largest edge: q * max(a, b, c)
 # Positions of the first minimum of P(x) (used for the automatic start of fits).
 _FIRST_MINIMUM_X = {"cube": 7.159, "sphere": 4.4934 * 2.0}
 
+# Below this relative width a size distribution is treated as monodisperse.
+_PD_MONO = 1e-6
 # 1 (1e-6 A^-2) = 1e10 cm^-2; nm^3 = 1e-21 cm^3.
 _SLD_UNIT_CM2 = 1.0e10
 _NM3_CM3 = 1.0e-21
@@ -111,7 +113,11 @@ def _cube_wedge_nodes(n: int) -> tuple[np.ndarray, np.ndarray]:
     wth = w[None, :] * tmax[:, None] / 2.0
     st = np.sin(th)
     u = np.stack(
-        [(st * np.cos(phi)[:, None]).ravel(), (st * np.sin(phi)[:, None]).ravel(), np.cos(th).ravel()]
+        [
+            (st * np.cos(phi)[:, None]).ravel(),
+            (st * np.sin(phi)[:, None]).ravel(),
+            np.cos(th).ravel(),
+        ]
     )
     wt = (wphi[:, None] * wth * st).ravel() * (48.0 / (4.0 * np.pi))
     return u, wt
@@ -193,7 +199,9 @@ class _PTable:
         if self.asym is None:  # prisms: exact but slow direct quadrature
             out[~inside] = orientation_average_direct(xo, self.aspect)
         else:
-            out[~inside] = self.porod * xo**-4 * (1.0 + _asymptotic_basis(xo, self.ratios) @ self.asym)
+            out[~inside] = (
+                self.porod * xo**-4 * (1.0 + _asymptotic_basis(xo, self.ratios) @ self.asym)
+            )
         return out
 
     def _interp(self, x: np.ndarray) -> np.ndarray:
@@ -203,7 +211,9 @@ class _PTable:
         return np.exp(((c[0, i] * t + c[1, i]) * t + c[2, i]) * t + c[3, i])
 
 
-def _build_table(aspect: tuple[float, float] | None, xmax: float, step: float = _TABLE_STEP) -> _PTable:
+def _build_table(
+    aspect: tuple[float, float] | None, xmax: float, step: float = _TABLE_STEP
+) -> _PTable:
     """Tabulate P(x) on x = k * step with one fixed node set, using the Chebyshev
     recurrence sin((k+1) h) = 2 cos(h) sin(k h) - sin((k-1) h) so that each grid point
     costs a few multiply-adds per node instead of three sines (0.1 s for the cube)."""
@@ -323,10 +333,12 @@ def size_nodes(
     """
     sig = float(polydispersity)
     if distribution not in DISTRIBUTIONS:
-        raise ParameterError(f"distribution {distribution!r}: choose one of {', '.join(DISTRIBUTIONS)}")
+        raise ParameterError(
+            f"distribution {distribution!r}: choose one of {', '.join(DISTRIBUTIONS)}"
+        )
     if not (sig >= 0 and math.isfinite(sig)):
         raise ParameterError(f"polydispersity {polydispersity!r}: must be >= 0 (relative width)")
-    if sig == 0:
+    if sig < _PD_MONO:  # the distribution's effect is O(sigma^2) < 1e-12: monodisperse
         return np.ones(1), np.ones(1)
     if size_nsigma is not None:
         n = int(size_points or 35)
@@ -372,7 +384,7 @@ def _size_average(
 ) -> np.ndarray:
     """<V^2 P(q e)>/<V^2> over the size distribution (V ~ e^3 for every shape here)."""
     q = np.asarray(q, dtype=float)
-    if polydispersity == 0:
+    if 0 <= polydispersity < _PD_MONO:
         return pfun(q * size)
     xmax = float(np.max(np.abs(q))) * size if q.size else 1.0
     eps, w = size_nodes(polydispersity, distribution, xmax, size_points, size_nsigma)
@@ -415,8 +427,15 @@ def cube_form_factor(
     1.0
     """
     e = _check_size("edge", edge_nm)
-    return _size_average(_cube_table(), np.asarray(q_nm, float), e, float(polydispersity),
-                         distribution, size_points, size_nsigma)
+    return _size_average(
+        _cube_table(),
+        np.asarray(q_nm, float),
+        e,
+        float(polydispersity),
+        distribution,
+        size_points,
+        size_nsigma,
+    )
 
 
 def sphere_form_factor(
@@ -429,8 +448,15 @@ def sphere_form_factor(
 ) -> np.ndarray:
     """Form factor of spheres of diameter d, <V^2 P>/<V^2> with P = [3 j1(x)/x]^2, x = q d/2."""
     d = _check_size("diameter", diameter_nm)
-    return _size_average(_shape_p("sphere", None), np.asarray(q_nm, float), d, float(polydispersity),
-                         distribution, size_points, size_nsigma)
+    return _size_average(
+        _shape_p("sphere", None),
+        np.asarray(q_nm, float),
+        d,
+        float(polydispersity),
+        distribution,
+        size_points,
+        size_nsigma,
+    )
 
 
 def prism_form_factor(
@@ -450,8 +476,15 @@ def prism_form_factor(
     """
     a = _check_size("a", a_nm)
     aspect = (_check_size("b", b_nm) / a, _check_size("c", c_nm) / a)
-    return _size_average(_shape_p("prism", aspect), np.asarray(q_nm, float), a, float(polydispersity),
-                         distribution, size_points, size_nsigma)
+    return _size_average(
+        _shape_p("prism", aspect),
+        np.asarray(q_nm, float),
+        a,
+        float(polydispersity),
+        distribution,
+        size_points,
+        size_nsigma,
+    )
 
 
 # ------------------------------------------------------------------------ forward model
@@ -482,8 +515,15 @@ def form_factor(
     ``aspect`` = (b/a, c/a))."""
     s = _check_size("size", size_nm)
     pfun = _shape_p(shape, aspect)
-    return _size_average(pfun, np.asarray(q_nm, float), s, float(polydispersity), distribution,
-                         size_points, size_nsigma)
+    return _size_average(
+        pfun,
+        np.asarray(q_nm, float),
+        s,
+        float(polydispersity),
+        distribution,
+        size_points,
+        size_nsigma,
+    )
 
 
 def dilute_intensity(
@@ -509,7 +549,9 @@ def dilute_intensity(
     q = np.asarray(q_nm, dtype=float)
 
     def fun(qq):
-        return form_factor(qq, edge_nm, polydispersity, shape, distribution, aspect, size_points, size_nsigma)
+        return form_factor(
+            qq, edge_nm, polydispersity, shape, distribution, aspect, size_points, size_nsigma
+        )
 
     p = fun(q) if smearing is None else _smear(fun, q, smearing)
     return scale * p + background
@@ -553,7 +595,9 @@ def volume_fraction(
     aspect: tuple[float, float] | None = None,
 ) -> float:
     """Volume fraction phi from a fitted ``scale`` in cm^-1 (inverse of :func:`forward_intensity_cm`)."""
-    unit = forward_intensity_cm(1.0, edge_nm, sld_contrast, polydispersity, shape, distribution, aspect)
+    unit = forward_intensity_cm(
+        1.0, edge_nm, sld_contrast, polydispersity, shape, distribution, aspect
+    )
     return float(scale_cm) / unit
 
 
@@ -599,19 +643,40 @@ class FormFactorFit:
         Resolution smearing is applied only on the fitted q grid (it is per point)."""
         q = np.asarray(q_nm, dtype=float)
         sm = self.smearing
-        if sm is not None and np.ndim(sm) and (q.shape != self.q_nm.shape or not np.array_equal(q, self.q_nm)):
+        if (
+            sm is not None
+            and np.ndim(sm)
+            and (q.shape != self.q_nm.shape or not np.array_equal(q, self.q_nm))
+        ):
             sm = float(np.interp(q.mean(), self.q_nm, np.asarray(sm)))
-        return dilute_intensity(q, self.edge_nm, self.polydispersity, self.scale,
-                                self.background if include_background else 0.0, self.shape,
-                                self.distribution, self.aspect, sm)
+        return dilute_intensity(
+            q,
+            self.edge_nm,
+            self.polydispersity,
+            self.scale,
+            self.background if include_background else 0.0,
+            self.shape,
+            self.distribution,
+            self.aspect,
+            sm,
+        )
 
     def volume_fraction(self, sld_contrast: float) -> float:
         """Volume fraction phi from the fitted scale, for data in cm^-1 (contrast in 1e-6 A^-2)."""
         if self.unit != "cm^-1":
-            raise InputError(f"volume fraction needs data in cm^-1 (this fit's data are in {self.unit!r}); "
-                             "scale the curve to absolute units first")
-        return volume_fraction(self.scale, self.edge_nm, sld_contrast, self.polydispersity, self.shape,
-                               self.distribution, self.aspect)
+            raise InputError(
+                f"volume fraction needs data in cm^-1 (this fit's data are in {self.unit!r}); "
+                "scale the curve to absolute units first"
+            )
+        return volume_fraction(
+            self.scale,
+            self.edge_nm,
+            sld_contrast,
+            self.polydispersity,
+            self.shape,
+            self.distribution,
+            self.aspect,
+        )
 
     def to_json_dict(self) -> dict[str, Any]:
         """Flat JSON-ready summary (snake_case keys, units in the names)."""
@@ -636,7 +701,9 @@ class FormFactorFit:
             "q_min_nm": num(self.q_nm.min()),
             "q_max_nm": num(self.q_nm.max()),
             "n_points": int(self.q_nm.size),
-            "correlations": {k: {k2: num(v2) for k2, v2 in v.items()} for k, v in self.correlations.items()},
+            "correlations": {
+                k: {k2: num(v2) for k2, v2 in v.items()} for k, v in self.correlations.items()
+            },
         }
         if self.shape == "sphere":
             out["diameter_nm"] = out["edge_nm"]
@@ -655,8 +722,10 @@ def _weights(curve: Curve) -> tuple[np.ndarray, bool]:
         return 1.0 / np.maximum(np.abs(curve.intensity), 1e-300), False
     if np.any(s <= 0):
         n = int(np.sum(s <= 0))
-        raise InputError(f"curve {curve.name!r}: {n} point(s) with sigma <= 0; remove them or give "
-                         "a sigma column with positive standard deviations")
+        raise InputError(
+            f"curve {curve.name!r}: {n} point(s) with sigma <= 0; remove them or give "
+            "a sigma column with positive standard deviations"
+        )
     return 1.0 / s, True
 
 
@@ -714,7 +783,7 @@ def _first_minimum_size(q: np.ndarray, y: np.ndarray, shape: str) -> float | Non
     for i in interior:
         if i < 10 or i > grid.size - 10:
             continue
-        if sm[max(0, i - 25): i].max() - sm[i] > 0.05:
+        if sm[max(0, i - 25) : i].max() - sm[i] > 0.05:
             # q^4 P(x) has its first minimum at x = 7.04 (cube) where P has 7.16.
             xm = 7.04 if shape == "cube" else 2 * 4.49
             return xm / math.exp(grid[i])
@@ -742,10 +811,18 @@ def _initial_values(q, y, w, shape, distribution, aspect) -> dict[str, Any]:
             if chi2 < best[0]:
                 best = (chi2, e, pd, sc, bk)
     if best[1] is None:
-        raise FitError("no start values: the data cannot be described by a positive form factor "
-                       "plus background; check the q range and the solvent subtraction")
-    return {"edge_nm": best[1], "polydispersity": best[2], "scale": best[3], "background": best[4],
-            "guinier_edge_nm": guinier, "first_minimum_edge_nm": minimum}
+        raise FitError(
+            "no start values: the data cannot be described by a positive form factor "
+            "plus background; check the q range and the solvent subtraction"
+        )
+    return {
+        "edge_nm": best[1],
+        "polydispersity": best[2],
+        "scale": best[3],
+        "background": best[4],
+        "guinier_edge_nm": guinier,
+        "first_minimum_edge_nm": minimum,
+    }
 
 
 def fit_form_factor(
@@ -791,7 +868,9 @@ def fit_form_factor(
     if shape not in SHAPES:
         raise ParameterError(f"shape {shape!r}: choose one of {', '.join(SHAPES)}")
     if distribution not in DISTRIBUTIONS:
-        raise ParameterError(f"distribution {distribution!r}: choose one of {', '.join(DISTRIBUTIONS)}")
+        raise ParameterError(
+            f"distribution {distribution!r}: choose one of {', '.join(DISTRIBUTIONS)}"
+        )
     if shape == "prism":
         aspect = _check_aspect(aspect)
     elif shape == "cube":
@@ -800,15 +879,19 @@ def fit_form_factor(
     sel = curve.select(qmin, qmax)
     sel = sel.select(1e-12 if qmin is None else qmin, qmax)  # q = 0 carries no size information
     if len(sel) < 8:
-        raise InputError(f"{src}: only {len(sel)} points in the fit range "
-                         f"[{qmin}, {qmax}] nm^-1; widen --qmin/--qmax (at least 8 needed)")
+        raise InputError(
+            f"{src}: only {len(sel)} points in the fit range "
+            f"[{qmin}, {qmax}] nm^-1; widen --qmin/--qmax (at least 8 needed)"
+        )
     q, y = sel.q_nm, sel.intensity
     w, weighted = _weights(sel)
     if smearing is not None:
         sm = np.asarray(smearing, dtype=float)
         if sm.ndim and sm.shape != q.shape:
-            raise ParameterError(f"smearing has {sm.size} values; give one number or one per "
-                                 f"point in the fit range ({q.size})")
+            raise ParameterError(
+                f"smearing has {sm.size} values; give one number or one per "
+                f"point in the fit range ({q.size})"
+            )
     init = _initial_values(q, y, w, shape, distribution, aspect)
     if initial:
         init.update({k: v for k, v in initial.items() if v is not None})
@@ -817,7 +900,9 @@ def fit_form_factor(
     pd_max = 0.45
     # A fixed size quadrature, chosen once from the widest sizes the fit may try: its
     # nodes move smoothly with the parameters, so finite-difference Jacobians are clean.
-    npts = size_points or min(200, 24 + math.ceil(0.75 * q.max() * e0 * 1.5 * min(15.0 * pd_max, 1.0 + 8.0 * pd_max)))
+    npts = size_points or min(
+        200, 24 + math.ceil(0.75 * q.max() * e0 * 1.5 * min(15.0 * pd_max, 1.0 + 8.0 * pd_max))
+    )
     pfun = _shape_p(shape, aspect)
 
     def model(e, pd, sc, bk):
@@ -841,7 +926,9 @@ def fit_form_factor(
     try:
         res = lmfit.minimize(resid, params, method="leastsq", scale_covar=False, nan_policy="raise")
     except (ValueError, FloatingPointError) as exc:
-        raise FitError(f"{src}: the form-factor fit failed ({exc}); check the q range and the data") from None
+        raise FitError(
+            f"{src}: the form-factor fit failed ({exc}); check the q range and the data"
+        ) from None
     notes = []
     v = res.params
     # lmfit puts a bounded parameter through a sin transform: at the bound pd = 0 its
@@ -864,14 +951,22 @@ def fit_form_factor(
 
     def err(name):
         p = v[name]
-        return float(p.stderr) * inflate if p.vary and p.stderr is not None else (0.0 if not p.vary else math.nan)
+        return (
+            float(p.stderr) * inflate
+            if p.vary and p.stderr is not None
+            else (0.0 if not p.vary else math.nan)
+        )
 
     if v["edge"].vary and not (err("edge") < 0.5 * v["edge"].value):
-        raise FitError(f"{src}: the size is not determined by the data (edge = {v['edge'].value:.3g} +/- "
-                       f"{err('edge'):.2g} nm); use a q range that reaches q*edge > 3")
-    if v["scale"].vary and not (err("scale") < v["scale"].value):
-        raise FitError(f"{src}: no significant particle scattering (scale = {v['scale'].value:.3g} +/- "
-                       f"{err('scale'):.2g}); is this a dilute-suspension curve after solvent subtraction?")
+        raise FitError(
+            f"{src}: the size is not determined by the data (edge = {v['edge'].value:.3g} +/- "
+            f"{err('edge'):.2g} nm); use a q range that reaches q*edge > 3"
+        )
+    if v["scale"].vary and not (3.0 * err("scale") < v["scale"].value):
+        raise FitError(
+            f"{src}: no significant particle scattering (scale = {v['scale'].value:.3g} +/- "
+            f"{err('scale'):.2g}); is this a dilute-suspension curve after solvent subtraction?"
+        )
     names = [n for n in _PARAMS if v[n].vary]
     cov = np.asarray(res.covar, dtype=float) * inflate**2 if res.covar is not None else None
     corr = {n: {m: float(v[n].correl.get(m, 0.0)) for m in names if m != n} for n in names}
@@ -915,7 +1010,9 @@ def fit_form_factor(
         provenance=prov,
         distribution=distribution,
         aspect=aspect,
-        smearing=None if smearing is None else (float(smearing) if np.ndim(smearing) == 0 else np.asarray(smearing, float)),
+        smearing=None
+        if smearing is None
+        else (float(smearing) if np.ndim(smearing) == 0 else np.asarray(smearing, float)),
         unit=curve.unit,
         covariance=cov,
         free_params=tuple(names),
@@ -925,21 +1022,33 @@ def fit_form_factor(
 def _check_fit(res, src: str, e_lo: float, e_hi: float, pd_max: float) -> None:
     v = res.params
     if not res.success:
-        raise FitError(f"{src}: the form-factor fit did not converge ({res.message}); "
-                       "narrow the q range or give start values")
+        raise FitError(
+            f"{src}: the form-factor fit did not converge ({res.message}); "
+            "narrow the q range or give start values"
+        )
     vals = [p.value for p in v.values()]
     if not all(math.isfinite(x) for x in vals) or not math.isfinite(res.redchi):
-        raise FitError(f"{src}: the form-factor fit gave non-finite values; check the data for outliers")
+        raise FitError(
+            f"{src}: the form-factor fit gave non-finite values; check the data for outliers"
+        )
     e = v["edge"].value
     if v["edge"].vary and (e < e_lo * 1.01 or e > e_hi * 0.99):
-        raise FitError(f"{src}: the fitted size ran to its bound ({e:.3g} nm, allowed {e_lo:.3g}-{e_hi:.3g}); "
-                       "the data do not look like this shape's form factor in this q range")
+        raise FitError(
+            f"{src}: the fitted size ran to its bound ({e:.3g} nm, allowed {e_lo:.3g}-{e_hi:.3g}); "
+            "the data do not look like this shape's form factor in this q range"
+        )
     if v["polydispersity"].vary and v["polydispersity"].value > pd_max * 0.99:
-        raise FitError(f"{src}: the polydispersity ran to its bound {pd_max}; the curve has no "
-                       "form-factor features to fit (check the q range or the shape)")
-    if not res.errorbars or any(p.vary and (p.stderr is None or not math.isfinite(p.stderr)) for p in v.values()):
-        raise FitError(f"{src}: the fit covariance could not be estimated (parameters not determined "
-                       "by the data); widen the q range or fix the polydispersity")
+        raise FitError(
+            f"{src}: the polydispersity ran to its bound {pd_max}; the curve has no "
+            "form-factor features to fit (check the q range or the shape)"
+        )
+    if not res.errorbars or any(
+        p.vary and (p.stderr is None or not math.isfinite(p.stderr)) for p in v.values()
+    ):
+        raise FitError(
+            f"{src}: the fit covariance could not be estimated (parameters not determined "
+            "by the data); widen the q range or fix the polydispersity"
+        )
 
 
 # -------------------------------------------------------------- effective structure factor
@@ -969,8 +1078,14 @@ class StructureFactor:
         """The unflagged points as a :class:`Curve` (unit ``"arb"``: S_eff is dimensionless)."""
         keep = ~self.flagged
         prov = dict(self.provenance)
-        return Curve(self.q_nm[keep], self.s[keep], self.sigma[keep], unit="arb", name=self.name,
-                     provenance=prov)
+        return Curve(
+            self.q_nm[keep],
+            self.s[keep],
+            self.sigma[keep],
+            unit="arb",
+            name=self.name,
+            provenance=prov,
+        )
 
 
 def _interp_curve(q_target: np.ndarray, curve: Curve) -> tuple[np.ndarray, np.ndarray]:
@@ -986,7 +1101,9 @@ def _interp_curve(q_target: np.ndarray, curve: Curve) -> tuple[np.ndarray, np.nd
     t = np.where(pos, t_log, t_lin)
     t = np.clip(np.nan_to_num(t), 0.0, 1.0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        val_log = np.exp((1 - t) * np.log(np.where(pos, i[k], 1.0)) + t * np.log(np.where(pos, i[k + 1], 1.0)))
+        val_log = np.exp(
+            (1 - t) * np.log(np.where(pos, i[k], 1.0)) + t * np.log(np.where(pos, i[k + 1], 1.0))
+        )
     val = np.where(pos, val_log, (1 - t) * i[k] + t * i[k + 1])
     # In log interpolation the weights of the two points on I are (1-t) I/I1 and t I/I2.
     a1 = np.where(pos, (1 - t) * val / np.where(pos, i[k], 1.0), 1 - t)
@@ -1027,6 +1144,7 @@ def effective_structure_factor(
     high_q_fraction: float = 0.25,
     max_relative_error: float = 0.25,
     max_curvature: float = 300.0,
+    s_one_range_nm: tuple[float, float] | None = None,
 ) -> StructureFactor:
     """S_eff(q) of a supraparticle sample: its curve divided by the dilute form factor.
 
@@ -1041,6 +1159,8 @@ def effective_structure_factor(
         I_SP / I_dilute over the highest ``high_q_fraction`` of the overlap, i.e.
         assuming S_eff -> 1 there (stated in the provenance).
     max_relative_error : flag points whose dilute relative error exceeds this.
+    s_one_range_nm : (qlo, qhi) where S_eff = 1 is assumed when fitting the ratio,
+        instead of the highest ``high_q_fraction`` of the points.
     max_curvature : flag points where d^2 ln I_dil / d(ln q)^2 exceeds this (a sharp
         form-factor minimum: there a 1 % size mismatch between the two samples biases
         S_eff by more than ~1 %). 300 keeps the shallow minima of >= 8 % polydisperse
@@ -1075,7 +1195,9 @@ def effective_structure_factor(
     inside = np.isin(q, qs)
     isam, ssam = sample.intensity[inside], sample.sigma[inside]
     if qs.size < 3:
-        raise InputError(f"{name_s} and {name_d}: only {qs.size} common q points; the overlap is too small")
+        raise InputError(
+            f"{name_s} and {name_d}: only {qs.size} common q points; the overlap is too small"
+        )
     with np.errstate(divide="ignore", invalid="ignore"):
         rel_d = np.where(idil > 0, sdil / idil, np.inf)
         ratio = isam / idil
@@ -1084,27 +1206,36 @@ def effective_structure_factor(
     minimum = curv > max_curvature
     flagged = weak | minimum | ~np.isfinite(ratio)
     if (~flagged).sum() < 3:
-        raise InputError(f"{name_s} / {name_d}: fewer than 3 points left after flagging weak or "
-                         "minimum points; check the dilute curve's signal")
+        raise InputError(
+            f"{name_s} / {name_d}: fewer than 3 points left after flagging weak or "
+            "minimum points; check the dilute curve's signal"
+        )
     fitted = concentration_ratio is None
     r_err = 0.0
     if fitted:
         good = np.flatnonzero(~flagged)
-        n_hi = max(3, int(math.ceil(high_q_fraction * good.size)))
-        sel = good[-n_hi:]
-        wts = 1.0 / np.maximum(ratio_sig[sel], 1e-300) ** 2
-        if not np.all(np.isfinite(wts)) or wts.sum() == 0:
-            wts = np.ones(sel.size)
-        r = float(np.sum(wts * ratio[sel]) / np.sum(wts))
-        r_err = float(1.0 / math.sqrt(np.sum(wts)))
-        chi2 = float(np.sum(wts * (ratio[sel] - r) ** 2)) / max(sel.size - 1, 1)
-        r_err *= math.sqrt(max(chi2, 1.0))
+        if s_one_range_nm is not None:
+            qlo, qhi = (float(v) for v in s_one_range_nm)
+            sel = good[(qs[good] >= qlo) & (qs[good] <= qhi)]
+            if sel.size < 3:
+                raise ParameterError(
+                    f"S = 1 range {qlo:g}-{qhi:g} nm^-1 holds {sel.size} usable points; "
+                    "widen it (at least 3)"
+                )
+        else:
+            n_hi = max(3, int(math.ceil(high_q_fraction * good.size)))
+            sel = good[-n_hi:]
+        r, r_err = _ratio_high_q(isam[sel], ssam[sel], idil[sel], sdil[sel], qs[sel])
         if not r > 0:
-            raise FitError(f"{name_s} / {name_d}: the fitted concentration ratio is {r:.3g} (not positive); "
-                           "give it with --concentration-ratio")
+            raise FitError(
+                f"{name_s} / {name_d}: the fitted concentration ratio is {r:.3g} (not positive); "
+                "give it with --concentration-ratio"
+            )
         q_from = float(qs[sel[0]])
-        how = (f"concentration ratio fitted so that S_eff -> 1 (weighted mean of I_sample/I_dilute) "
-               f"over q >= {q_from:.4g} nm^-1 ({sel.size} points)")
+        how = (
+            f"concentration ratio fitted so that S_eff -> 1 (weighted ratio of sums of I_sample and I_dilute) "
+            f"over q = {q_from:.4g}-{float(qs[sel[-1]]):.4g} nm^-1 ({sel.size} points)"
+        )
     else:
         r = float(concentration_ratio)
         if not (r > 0 and math.isfinite(r)):
@@ -1116,7 +1247,9 @@ def effective_structure_factor(
     prov = prov_mod.extend(
         sample.provenance,
         "effective_structure_factor",
-        dilute=name_d if isinstance(dilute, FormFactorFit) else dilute.provenance.get("source", name_d),
+        dilute=name_d
+        if isinstance(dilute, FormFactorFit)
+        else dilute.provenance.get("source", name_d),
         dilute_model=isinstance(dilute, FormFactorFit),
         concentration_ratio=r,
         concentration_ratio_err=r_err,
@@ -1132,7 +1265,34 @@ def effective_structure_factor(
         max_relative_error=max_relative_error,
         max_curvature=max_curvature,
     )
-    return StructureFactor(qs, s, sig, flagged, r, fitted, r_err, name=f"s_eff_{name_s}", provenance=prov)
+    return StructureFactor(
+        qs, s, sig, flagged, r, fitted, r_err, name=f"s_eff_{name_s}", provenance=prov
+    )
+
+
+def _ratio_high_q(i_s, s_s, i_d, s_d, q) -> tuple[float, float]:
+    """c_sample/c_dilute where S_eff = 1: R = sum(u I_s) / sum(u I_d).
+
+    The weights u = I_d~ / (s_s^2 + R^2 s_d^2) use a power-law fit I_d~ of the dilute
+    curve, not the noisy points themselves: a mean of the noisy ratios I_s/I_d weighted
+    by their own errors is biased low by about the squared relative error (1-2 %)."""
+    ok = i_d > 0
+    if ok.sum() >= 2 and np.ptp(q[ok]) > 0:
+        coef = np.polyfit(np.log(q[ok]), np.log(i_d[ok]), 1)
+        smooth = np.exp(np.polyval(coef, np.log(q)))
+    else:
+        smooth = np.full(q.shape, max(float(np.mean(i_d)), 1e-300))
+    r = float(np.sum(i_s) / np.sum(i_d)) if np.sum(i_d) != 0 else float("nan")
+    for _ in range(5):
+        var = s_s**2 + r * r * s_d**2
+        if not np.all(var > 0):
+            var = np.ones(q.shape)
+        u = smooth / var
+        r = float(np.sum(u * i_s) / np.sum(u * i_d))
+    den = float(np.sum(u * i_d))
+    err = math.sqrt(float(np.sum(u * u * var))) / abs(den) if den else float("nan")
+    chi2 = float(np.sum((i_s - r * i_d) ** 2 / var)) / max(q.size - 1, 1)
+    return r, err * math.sqrt(max(chi2, 1.0))
 
 
 def _model_sigma(fit: FormFactorFit, q: np.ndarray) -> np.ndarray:
@@ -1143,8 +1303,12 @@ def _model_sigma(fit: FormFactorFit, q: np.ndarray) -> np.ndarray:
     base = fit.model_curve(q, include_background=False)
     if cov is None or not names:
         return np.zeros(q.shape)
-    vals = {"edge": fit.edge_nm, "polydispersity": fit.polydispersity, "scale": fit.scale,
-            "background": fit.background}
+    vals = {
+        "edge": fit.edge_nm,
+        "polydispersity": fit.polydispersity,
+        "scale": fit.scale,
+        "background": fit.background,
+    }
     cols = []
     for n in names:
         if n == "background":
@@ -1153,7 +1317,9 @@ def _model_sigma(fit: FormFactorFit, q: np.ndarray) -> np.ndarray:
         h = 1e-4 * max(abs(vals[n]), 1e-2)
         pv = dict(vals)
         pv[n] = vals[n] + h
-        f2 = replace(fit, edge_nm=pv["edge"], polydispersity=pv["polydispersity"], scale=pv["scale"])
+        f2 = replace(
+            fit, edge_nm=pv["edge"], polydispersity=pv["polydispersity"], scale=pv["scale"]
+        )
         cols.append((f2.model_curve(q, include_background=False) - base) / h)
     jac = np.stack(cols, axis=1)
     var = np.einsum("ij,jk,ik->i", jac, cov, jac)

@@ -346,12 +346,60 @@ def detector_gap_mask(geo: Geometry, shape: tuple[int, int]) -> np.ndarray:
     return m.astype(bool)
 
 
-def hot_pixel_mask(data: np.ndarray, nsigma: float = 10.0, size: int = 5) -> np.ndarray:
-    """Pixels far above their local median (median filter; robust MAD scale), True = masked."""
-    from scipy.ndimage import median_filter
+def hot_pixel_mask(
+    data: np.ndarray,
+    q_map: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+    nsigma: float = 10.0,
+    rel: float = 0.25,
+    ratio: float = 4.0,
+    ratio_ring: float = 1.5,
+) -> np.ndarray:
+    """Isolated hot pixels, True = masked.
 
-    d = np.asarray(data, dtype=np.float32)
-    med = median_filter(d, size=size, mode="nearest")
-    resid = d - med
-    scale = 1.4826 * np.median(np.abs(resid)) + np.sqrt(np.maximum(med, 1.0))
-    return resid > nsigma * scale
+    With a q map (the usual case, from the geometry) a pixel is hot when it exceeds the
+    median of the pixels at its own q (an azimuthal median in rings about half a pixel
+    wide) by ``nsigma`` Poisson standard deviations plus ``rel`` of that median: rings,
+    even sharp calibrant lines, are compared with themselves, and a hot pixel sitting on a
+    ring is still found. Without a q map, a pixel is hot when it is ``ratio`` times its
+    brightest 8-neighbour and above it by ``nsigma`` standard deviations (weak hot pixels
+    on bright features then pass: mask those with a file).
+    """
+    d = np.asarray(data, dtype=np.float64)
+    valid = np.isfinite(d) if mask is None else (~np.asarray(mask, bool) & np.isfinite(d))
+    if q_map is None:
+        from scipy.ndimage import maximum_filter
+
+        footprint = np.ones((3, 3), dtype=bool)
+        footprint[1, 1] = False
+        nmax = maximum_filter(np.where(valid, d, 0.0), footprint=footprint, mode="constant", cval=0.0)
+        return valid & (d - nmax > nsigma * np.sqrt(np.maximum(nmax, 1.0)) + 5.0) & (d > ratio * nmax)
+    q = np.asarray(q_map, dtype=np.float64)
+    qv, dv = q[valid], d[valid]
+    if qv.size == 0:
+        return np.zeros(d.shape, dtype=bool)
+    # ring width: half the q step between neighbouring pixels along the steepest direction
+    step = np.nanmedian(np.abs(np.diff(q, axis=1))) if q.shape[1] > 1 else np.nanmedian(np.abs(np.diff(q, axis=0)))
+    width = max(0.5 * float(step), 1e-12)
+    ring = np.floor((qv - qv.min()) / width).astype(np.int64)
+    order = np.lexsort((dv, ring))
+    ring_sorted = ring[order]
+    starts = np.flatnonzero(np.r_[True, ring_sorted[1:] != ring_sorted[:-1]])
+    counts = np.diff(np.r_[starts, ring_sorted.size])
+    med_sorted = dv[order][starts + counts // 2]
+    expected = np.empty_like(dv)
+    expected[order] = np.repeat(med_sorted, counts)
+    exp_pos = np.maximum(expected, 1.0)
+    hot_v = (dv - expected > nsigma * np.sqrt(exp_pos) + rel * exp_pos) & (np.repeat(counts, counts)[np.argsort(order)] >= 5)
+    out = np.zeros(d.shape, dtype=bool)
+    out[valid] = hot_v
+    if out.any():
+        # and isolated: clearly brighter than every neighbour (a sharp ring's crest has a
+        # neighbour along the ring nearly as bright)
+        from scipy.ndimage import maximum_filter
+
+        footprint = np.ones((3, 3), dtype=bool)
+        footprint[1, 1] = False
+        nmax = maximum_filter(np.where(valid, d, 0.0), footprint=footprint, mode="constant", cval=0.0)
+        out &= d > ratio_ring * nmax
+    return out

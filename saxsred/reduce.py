@@ -204,7 +204,9 @@ def static_mask(geometry: Geometry, c: Corrections, shape: tuple[int, int]) -> n
     return m
 
 
-def dynamic_invalid(frame: Frame, c: Corrections, base: np.ndarray) -> np.ndarray | None:
+def dynamic_invalid(
+    frame: Frame, c: Corrections, base: np.ndarray, q_map: np.ndarray | None = None
+) -> np.ndarray | None:
     """Pixels of this frame that are invalid beyond the static mask: Dummy, negative,
     saturated, hot. None when there are none (the common case for a masked detector).
 
@@ -231,7 +233,8 @@ def dynamic_invalid(frame: Frame, c: Corrections, base: np.ndarray) -> np.ndarra
     if sat is not None:
         add(raw >= sat)
     if c.hot_pixels:
-        add(hot_pixel_mask(np.where(base if dyn is None else (base | dyn), 0, raw)))
+        excluded = base if dyn is None else (base | dyn)
+        add(hot_pixel_mask(raw, q_map=q_map, mask=excluded))
     if dyn is None:
         return None
     dyn &= ~base
@@ -241,7 +244,8 @@ def dynamic_invalid(frame: Frame, c: Corrections, base: np.ndarray) -> np.ndarra
 def pixel_mask(frame: Frame, geometry: Geometry, c: Corrections, static: np.ndarray | None = None) -> np.ndarray:
     """Combined mask (True = masked): file mask, detector gaps, Dummy, negative, saturated, hot."""
     base = static_mask(geometry, c, frame.data.shape) if static is None else static
-    dyn = dynamic_invalid(frame, c, base)
+    q_map = geometry.q_map_nm(frame.data.shape) if c.hot_pixels else None
+    dyn = dynamic_invalid(frame, c, base, q_map)
     return base if dyn is None else (base | dyn)
 
 
@@ -270,6 +274,11 @@ class Reducer:
         self._options = c.describe()  # array checksums computed once, not per frame
         self._geometry_dict = geometry.as_dict()
         self._dark = None if c.dark is None else np.ascontiguousarray(c.dark, dtype=np.float32)
+
+    def _q_map(self) -> np.ndarray:
+        if getattr(self, "_qmap_cache", None) is None:
+            self._qmap_cache = np.asarray(self._ai.qArray(self._checked_shape))
+        return self._qmap_cache
 
     def _fused_flat(self, shape: tuple[int, int]) -> np.ndarray | None:
         # flat x relative solid angle x polarisation, computed once per detector shape and
@@ -341,7 +350,7 @@ class Reducer:
         # fixed and mark this frame's own invalid pixels with a sentinel value handed to
         # pyFAI as its dummy, so every frame shares one engine and one q grid.
         mask = self._static_mask
-        dyn = dynamic_invalid(frame, c, mask)
+        dyn = dynamic_invalid(frame, c, mask, self._q_map() if c.hot_pixels else None)
         dummy = None
         n_masked = int(mask.sum())
         if dyn is not None:

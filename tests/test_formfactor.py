@@ -37,7 +37,9 @@ def sasmodels_kernel():
 
 
 def _sas_cube(run, q, edge, pd=0.0):
-    pars = dict(length_a=edge * 10, b2a_ratio=1, c2a_ratio=1, sld=1, sld_solvent=0, scale=1, background=0)
+    pars = dict(
+        length_a=edge * 10, b2a_ratio=1, c2a_ratio=1, sld=1, sld_solvent=0, scale=1, background=0
+    )
     if pd:
         pars.update(length_a_pd=pd, length_a_pd_n=35, length_a_pd_nsigma=3)
     return run("rectangular_prism", q, **pars)
@@ -69,8 +71,17 @@ def test_cube_polydisperse_matches_sasmodels_same_discretisation(sasmodels_kerne
 def test_prism_matches_sasmodels(sasmodels_kernel):
     a, b, c = 6.0, 9.0, 13.0
     q = np.geomspace(0.1, 30.0, 120) / c
-    ref = sasmodels_kernel("rectangular_prism", q, length_a=a * 10, b2a_ratio=b / a, c2a_ratio=c / a,
-                           sld=1, sld_solvent=0, scale=1, background=0)
+    ref = sasmodels_kernel(
+        "rectangular_prism",
+        q,
+        length_a=a * 10,
+        b2a_ratio=b / a,
+        c2a_ratio=c / a,
+        sld=1,
+        sld_solvent=0,
+        scale=1,
+        background=0,
+    )
     ours = ff.prism_form_factor(q, a, b, c) * 1e-4 * (a * b * c * 1e3)
     assert np.max(np.abs(ours / ref - 1)) < 1e-3
 
@@ -93,10 +104,15 @@ def _schulz_sphere_analytic(q, rbar, sig):
     b = (z + 1.0) / rbar
     out = []
     for qq in q:
+
         def mom(k, c=0.0):
             # int R^(z+k) e^{-bR} e^{i c R} dR / int R^z e^{-bR} dR
-            return np.exp(gammaln(z + k + 1) - gammaln(z + 1) + (z + 1) * np.log(b)
-                          - (z + k + 1) * np.log(complex(b, -c)))
+            return np.exp(
+                gammaln(z + k + 1)
+                - gammaln(z + 1)
+                + (z + 1) * np.log(b)
+                - (z + k + 1) * np.log(complex(b, -c))
+            )
 
         # (sin x - x cos x)^2 = (1 - cos 2x)/2 - x sin 2x + x^2 (1 + cos 2x)/2, x = qR
         t0 = 0.5 * (mom(0).real - mom(0, 2 * qq).real)
@@ -183,15 +199,28 @@ def test_forward_intensity_absolute():
     i0 = ff.forward_intensity_cm(1.0, 9.5, 31.8 - 7.99)
     assert i0 == pytest.approx(4.9e4, rel=0.01)
     # V^2/V = V scaling with size, and phi linear
-    assert ff.forward_intensity_cm(0.01, 19.0, 23.81) / ff.forward_intensity_cm(0.01, 9.5, 23.81) == pytest.approx(8.0)
-    assert ff.volume_fraction(ff.forward_intensity_cm(2e-4, 9.5, 23.81, 0.1), 9.5, 23.81, 0.1) == pytest.approx(2e-4)
+    assert ff.forward_intensity_cm(0.01, 19.0, 23.81) / ff.forward_intensity_cm(
+        0.01, 9.5, 23.81
+    ) == pytest.approx(8.0)
+    assert ff.volume_fraction(
+        ff.forward_intensity_cm(2e-4, 9.5, 23.81, 0.1), 9.5, 23.81, 0.1
+    ) == pytest.approx(2e-4)
 
 
 def test_absolute_scale_matches_sasmodels(sasmodels_kernel):
     # sasmodels: scale = volume fraction, sld in 1e-6 A^-2, I in cm^-1
     q = np.array([0.01, 0.3, 1.0])
-    ref = sasmodels_kernel("rectangular_prism", q, length_a=95, b2a_ratio=1, c2a_ratio=1, sld=31.8,
-                           sld_solvent=7.99, scale=2e-4, background=0)
+    ref = sasmodels_kernel(
+        "rectangular_prism",
+        q,
+        length_a=95,
+        b2a_ratio=1,
+        c2a_ratio=1,
+        sld=31.8,
+        sld_solvent=7.99,
+        scale=2e-4,
+        background=0,
+    )
     i0 = ff.forward_intensity_cm(2e-4, 9.5, 31.8 - 7.99)
     ours = ff.dilute_intensity(q, 9.5, 0.0, scale=i0, background=0.0)
     assert ours == pytest.approx(ref, rel=1e-6)
@@ -210,8 +239,12 @@ def test_porod_limit_polydisperse():
 
 
 @settings(max_examples=30, deadline=None)
-@given(s=st.floats(0.2, 5.0), pd=st.floats(0.0, 0.3), dist=st.sampled_from(["gaussian", "schulz"]),
-       shape=st.sampled_from(["cube", "sphere"]))
+@given(
+    s=st.floats(0.2, 5.0),
+    pd=st.floats(0.0, 0.3),
+    dist=st.sampled_from(["gaussian", "schulz"]),
+    shape=st.sampled_from(["cube", "sphere"]),
+)
 def test_scale_invariance(s, pd, dist, shape):
     q = np.linspace(0.01, 3.0, 50)
     a = ff.form_factor(q, 9.5, pd, shape, dist)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -17,8 +16,12 @@ from saxsred.io.curves import read_curve, write_dat, write_nxcansas
 E, PD, SCALE, BKG = 9.5, 0.08, 10.0, 0.02
 
 
-def _dilute(q, rng, edge=E, pd=PD, dist="gaussian", shape="cube", smearing=None, rel=0.02, floor=0.002):
-    truth = ff.dilute_intensity(q, edge, pd, SCALE, BKG, shape=shape, distribution=dist, smearing=smearing)
+def _dilute(
+    q, rng, edge=E, pd=PD, dist="gaussian", shape="cube", smearing=None, rel=0.02, floor=0.002
+):
+    truth = ff.dilute_intensity(
+        q, edge, pd, SCALE, BKG, shape=shape, distribution=dist, smearing=smearing
+    )
     sig = rel * truth + floor
     return Curve(q, truth + rng.normal(0.0, sig), sig, unit="cm^-1", name="dilute"), truth
 
@@ -46,8 +49,16 @@ def test_fit_result_contents():
     fit = ff.fit_form_factor(curve, qmin=0.15, qmax=2.2)
     assert fit.q_nm.min() >= 0.15 and fit.q_nm.max() <= 2.2
     d = fit.to_json_dict()
-    for key in ("shape", "edge_nm", "edge_err_nm", "polydispersity", "polydispersity_err", "scale",
-                "background", "reduced_chi2"):
+    for key in (
+        "shape",
+        "edge_nm",
+        "edge_err_nm",
+        "polydispersity",
+        "polydispersity_err",
+        "scale",
+        "background",
+        "reduced_chi2",
+    ):
         assert key in d
     json.dumps(d)
     assert "edge" in fit.correlations and "polydispersity" in fit.correlations["edge"]
@@ -58,10 +69,14 @@ def test_fit_result_contents():
     assert init["guinier_edge_nm"] == pytest.approx(E, rel=0.1)
     assert init["first_minimum_edge_nm"] == pytest.approx(E, rel=0.1)
     # absolute units: phi back from the fitted scale
-    assert fit.volume_fraction(23.81) == pytest.approx(SCALE / ff.forward_intensity_cm(1.0, E, 23.81, PD), rel=0.01)
+    assert fit.volume_fraction(23.81) == pytest.approx(
+        SCALE / ff.forward_intensity_cm(1.0, E, 23.81, PD), rel=0.01
+    )
 
 
-@pytest.mark.parametrize("shape, dist, size", [("sphere", "gaussian", 8.0), ("cube", "schulz", 9.5)])
+@pytest.mark.parametrize(
+    "shape, dist, size", [("sphere", "gaussian", 8.0), ("cube", "schulz", 9.5)]
+)
 def test_fit_other_shapes_and_distributions(shape, dist, size):
     q = np.linspace(0.1, 2.5, 300)
     curve, _ = _dilute(q, np.random.default_rng(5), edge=size, dist=dist, shape=shape)
@@ -107,7 +122,9 @@ def test_structure_factor_recovers_truth():
     rng = np.random.default_rng(11)
     qd = np.linspace(0.08, 3.0, 700)  # dilute on its own grid, wider
     dil, dil_true = _dilute(qd, rng, rel=0.01, floor=0.0)
-    dil_net = Curve(qd, dil.intensity - BKG, dil.sigma, name="dilute")  # background-free particle term
+    dil_net = Curve(
+        qd, dil.intensity - BKG, dil.sigma, name="dilute"
+    )  # background-free particle term
     qs = np.linspace(0.1, 2.5, 500)
     ratio = 4.0
     s_true = _bragg(qs)
@@ -125,6 +142,14 @@ def test_structure_factor_recovers_truth():
     assert "S_eff -> 1" in sq.provenance["steps"][-1]["concentration_ratio_method"]
     cv = sq.as_curve()
     assert len(cv) == int((~sq.flagged).sum()) and cv.name
+    # S = 1 assumed in a chosen window instead of the top quarter
+    sq2 = ff.effective_structure_factor(sample, dil_net, s_one_range_nm=(1.5, 2.5))
+    assert sq2.concentration_ratio == pytest.approx(ratio, rel=0.01)
+    assert sq2.concentration_ratio_err < 0.01 * ratio
+    from saxsred.plots.formfactor import plot_structure_factor
+
+    ylim = plot_structure_factor(sq2).axes[0].get_ylim()
+    assert ylim[0] <= np.percentile(sq2.s, 1) and ylim[1] >= sq2.s.max() * 0.99
 
 
 def test_structure_factor_with_model():
@@ -180,31 +205,61 @@ def test_cli_formfactor_json_and_outputs(files, capsys):
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
     assert out["shape"] == "cube" and out["edge_nm"] == pytest.approx(E, rel=0.01)
-    for key in ("edge_err_nm", "polydispersity", "polydispersity_err", "scale", "background", "reduced_chi2"):
+    for key in (
+        "edge_err_nm",
+        "polydispersity",
+        "polydispersity_err",
+        "scale",
+        "background",
+        "reduced_chi2",
+    ):
         assert key in out
-    assert {p.name for p in (files / "ff").iterdir()} == {"formfactor.json", "dilute_model.dat", "formfactor.png"}
+    assert {p.name for p in (files / "ff").iterdir()} == {
+        "formfactor.json",
+        "dilute_model.dat",
+        "formfactor.png",
+    }
     assert read_curve(files / "ff" / "dilute_model.dat").q_nm.size > 100
 
 
 def test_cli_sq(files, capsys):
     out = files / "s.dat"
-    assert main(["sq", str(files / "sp.dat"), str(files / "dilute.dat"), "-o", str(out), "--json"]) == 0
+    assert (
+        main(["sq", str(files / "sp.dat"), str(files / "dilute.dat"), "-o", str(out), "--json"])
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     s = read_curve(out)
     assert len(s) == summary["n_points"] - summary["n_flagged"]
     assert "n_flagged_excluded" in out.read_text()
     assert summary["concentration_ratio_fitted"] is True
-    assert main(["sq", str(files / "sp.dat"), str(files / "dilute.dat"), "--model",
-                 "--concentration-ratio", "3", "-o", str(files / "s.h5")]) == 0
+    assert (
+        main(
+            [
+                "sq",
+                str(files / "sp.dat"),
+                str(files / "dilute.dat"),
+                "--model",
+                "--concentration-ratio",
+                "3",
+                "-o",
+                str(files / "s.h5"),
+            ]
+        )
+        == 0
+    )
     assert len(read_curve(files / "s.h5")) > 200
 
 
-@pytest.mark.parametrize("content, what", [
-    ("", "no numeric rows"),
-    ("0.1\n0.2\n0.3\n", "one column"),
-    ("-0.1 1 0.1\n0.2 1 0.1\n0.3 1 0.1\n", "negative q"),
-    ("0.1 1 0.1\n0.2 nan 0.1\n0.3 1 0.1\n", "NaN"),
-])
+@pytest.mark.parametrize(
+    "content, what",
+    [
+        ("", "no numeric rows"),
+        ("0.1\n0.2\n0.3\n", "one column"),
+        ("-0.1 1 0.1\n0.2 1 0.1\n0.3 1 0.1\n", "negative q"),
+        ("0.1 1 0.1\n0.2 nan 0.1\n0.3 1 0.1\n", "NaN"),
+    ],
+)
 def test_cli_bad_files(tmp_path, capsys, content, what):
     p = tmp_path / "bad.dat"
     p.write_text(content)
@@ -223,9 +278,11 @@ def test_cli_no_overlap_and_no_convergence(tmp_path, capsys):
     assert "do not overlap" in capsys.readouterr().err
     rng = np.random.default_rng(1)
     q = np.linspace(0.1, 2.5, 200)
-    write_dat(Curve(q, 1 + rng.normal(0, 0.01, q.size), np.full(q.size, 0.01), name="flat"), tmp_path / "flat.dat")
+    write_dat(
+        Curve(q, 1 + rng.normal(0, 0.01, q.size), np.full(q.size, 0.01), name="flat"),
+        tmp_path / "flat.dat",
+    )
     assert main(["formfactor", str(tmp_path / "flat.dat"), "-o", str(tmp_path / "o")]) != 0
     err = capsys.readouterr().err
     assert "error" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()  # never a partial output
-    assert not math.isnan(0.0)

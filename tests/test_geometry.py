@@ -172,3 +172,22 @@ def test_lab6_tilted_reflection(frame, q_expected):
     tol = 1e-4 if frame == "0023" else 1.5e-4
     assert abs(qc / q_hkl - 1) < tol, (qc, q_hkl)
     assert abs(q_expected / q_hkl - 1) < 2e-4
+
+
+def test_hot_pixels_found_but_sharp_rings_kept():
+    from saxsred.geometry import hot_pixel_mask
+
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:200, 0:200]
+    r = np.hypot(yy - 100.3, xx - 99.6)
+    lam = 50 + 5000 * np.exp(-0.5 * ((r - 60) / 0.5) ** 2)  # a ring about one pixel wide
+    img = rng.poisson(lam).astype(np.float64)
+    hot = [(10, 10), (150, 40), (100, 160)]
+    for y, x in hot:
+        img[y, x] += 3000
+    geo = Geometry(1.0, 100.3 * 1e-4, 99.6 * 1e-4, 0, 0, 0, 1e-4, 1e-4, 1e-10)
+    m = hot_pixel_mask(img, q_map=geo.q_map_nm(img.shape))
+    assert sorted(map(tuple, np.argwhere(m).tolist())) == sorted(hot)
+    # without geometry, the neighbour test still finds the isolated ones off the ring
+    m2 = hot_pixel_mask(img)
+    assert {(10, 10), (150, 40)} <= set(map(tuple, np.argwhere(m2).tolist())) and m2.sum() <= 3

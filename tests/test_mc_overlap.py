@@ -30,14 +30,18 @@ def random_pairs(n: int, rng: np.random.Generator):
     tilt_axis /= np.linalg.norm(tilt_axis, axis=1, keepdims=True)
     tilt = np.where(rng.random(n) < 0.2, 0.0, 10.0 ** rng.uniform(-12, -2, n))
     # nearly parallel: B = A . (90-degree body symmetry) . small tilt, written in the lab frame
-    sym = Rotation.from_rotvec(np.pi / 2 * np.eye(3)[rng.integers(0, 3, n)] * rng.integers(0, 4, n)[:, None])
+    sym = Rotation.from_rotvec(
+        np.pi / 2 * np.eye(3)[rng.integers(0, 3, n)] * rng.integers(0, 4, n)[:, None]
+    )
     small = Rotation.from_rotvec(tilt_axis * tilt[:, None])
     B_par = np.einsum("nij,njk->nik", A, (sym * small).as_matrix())
     B = np.where((kinds >= 2)[:, None, None], B_par, _rots(rng, n))
     u = rng.normal(size=(n, 3))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     # kind 3: crystal-like, along a face normal of A with a small lateral offset
-    face = np.einsum("nij,nj->ni", A, np.eye(3)[rng.integers(0, 3, n)] * rng.choice([-1, 1], (n, 1)))
+    face = np.einsum(
+        "nij,nj->ni", A, np.eye(3)[rng.integers(0, 3, n)] * rng.choice([-1, 1], (n, 1))
+    )
     lateral = 0.3 * rng.normal(size=(n, 3))
     lateral -= np.sum(lateral * face, axis=1, keepdims=True) * face
     u3 = face + lateral
@@ -70,8 +74,13 @@ def lp_overlap(t, A, B, batch: int = 500):
         m = hi - lo
         c = np.zeros(4 * m)
         c[3::4] = -1.0
-        res = linprog(c, A_ub=sp.block_diag(blocks, format="csr"), b_ub=np.concatenate(rhs),
-                      bounds=(None, None), method="highs")
+        res = linprog(
+            c,
+            A_ub=sp.block_diag(blocks, format="csr"),
+            b_ub=np.concatenate(rhs),
+            bounds=(None, None),
+            method="highs",
+        )
         assert res.status == 0, res.message
         s = res.x[3::4]
         slack[lo:hi] = s
@@ -86,7 +95,9 @@ def test_overlap_agrees_with_linear_programming():
     sat = K.overlap_pairs(t, A, B)
     sat_bare = K.overlap_pairs(t, A, B, K.SAT_EPS, False)
     lp, slack = lp_overlap(t, A, B)
-    assert np.all(np.abs(slack) > 1e-9), "an LP verdict is within solver tolerance; widen the offsets"
+    assert np.all(np.abs(slack) > 1e-9), (
+        "an LP verdict is within solver tolerance; widen the offsets"
+    )
     assert 0.3 < lp.mean() < 0.7  # both verdicts well represented
     bad = np.flatnonzero(sat != lp)
     assert bad.size == 0, f"{bad.size} disagreements of {n}, first {bad[:5]}"
@@ -134,9 +145,7 @@ def test_contact_scale_is_the_overlap_boundary():
     assert inside.all() and not outside.any()
 
 
-@pytest.mark.parametrize(
-    ("aligned", "exact"), [(False, 5.5), (True, 4.0)], ids=["free", "aligned"]
-)
+@pytest.mark.parametrize(("aligned", "exact"), [(False, 5.5), (True, 4.0)], ids=["free", "aligned"])
 def test_second_virial(aligned, exact):
     # convex body: B2/v = 1 + 3 alpha, alpha = R S / 3v = 3/2 for the cube -> 5.5 sigma^3
     b2, err = K.virial_b2(1_000_000, aligned, 99)

@@ -16,20 +16,44 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "dilute-suspension curve (3-column text or NXcanSAS): size, polydispersity, scale, "
         "background, with errors and correlations. Start values are found automatically.",
     )
-    p.add_argument("dilute", metavar="DILUTE", help="dilute-suspension curve (.dat/.txt or NXcanSAS .h5)")
-    p.add_argument("--shape", choices=["cube", "sphere", "prism"], default="cube",
-                   help="particle shape (default cube; sphere: the size is the diameter)")
-    p.add_argument("--aspect", nargs=2, type=float, metavar=("B2A", "C2A"), default=(1.0, 1.0),
-                   help="prism edge ratios b/a and c/a (held fixed; default 1 1)")
+    p.add_argument(
+        "dilute", metavar="DILUTE", help="dilute-suspension curve (.dat/.txt or NXcanSAS .h5)"
+    )
+    p.add_argument(
+        "--shape",
+        choices=["cube", "sphere", "prism"],
+        default="cube",
+        help="particle shape (default cube; sphere: the size is the diameter)",
+    )
+    p.add_argument(
+        "--aspect",
+        nargs=2,
+        type=float,
+        metavar=("B2A", "C2A"),
+        default=(1.0, 1.0),
+        help="prism edge ratios b/a and c/a (held fixed; default 1 1)",
+    )
     p.add_argument("--qmin", type=float, help="lowest q of the fit (nm^-1)")
     p.add_argument("--qmax", type=float, help="highest q of the fit (nm^-1)")
-    p.add_argument("--distribution", choices=["gaussian", "schulz"], default="gaussian",
-                   help="size distribution (default gaussian)")
-    p.add_argument("--smearing", type=float, metavar="SIGMA_Q",
-                   help="Gaussian instrumental resolution sigma_q (nm^-1)")
+    p.add_argument(
+        "--distribution",
+        choices=["gaussian", "schulz"],
+        default="gaussian",
+        help="size distribution (default gaussian)",
+    )
+    p.add_argument(
+        "--smearing",
+        type=float,
+        metavar="SIGMA_Q",
+        help="Gaussian instrumental resolution sigma_q (nm^-1)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("-o", "--output", metavar="DIR",
-                   help="write formfactor.json, <name>_model.dat and formfactor.png to DIR")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        help="write formfactor.json, <name>_model.dat and formfactor.png to DIR",
+    )
     p.set_defaults(func=_formfactor)
 
     s = sub.add_parser(
@@ -42,12 +66,28 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     s.add_argument("sample", metavar="SAMPLE", help="supraparticle curve")
     s.add_argument("dilute", metavar="DILUTE", help="dilute-suspension curve")
-    s.add_argument("--model", action="store_true", help="divide by the cube form-factor fit of DILUTE")
-    s.add_argument("--shape", choices=["cube", "sphere", "prism"], default="cube", help="shape for --model")
+    s.add_argument(
+        "--model", action="store_true", help="divide by the cube form-factor fit of DILUTE"
+    )
+    s.add_argument(
+        "--shape", choices=["cube", "sphere", "prism"], default="cube", help="shape for --model"
+    )
     s.add_argument("--qmin", type=float, help="fit range of --model (nm^-1)")
     s.add_argument("--qmax", type=float, help="fit range of --model (nm^-1)")
-    s.add_argument("--concentration-ratio", type=float, metavar="R",
-                   help="c_sample/c_dilute (default: fitted so that S_eff -> 1 at high q)")
+    s.add_argument(
+        "--concentration-ratio",
+        type=float,
+        metavar="R",
+        help="c_sample/c_dilute (default: fitted so that S_eff -> 1 at high q)",
+    )
+    s.add_argument(
+        "--s-one-range",
+        nargs=2,
+        type=float,
+        metavar=("QLO", "QHI"),
+        help="q range (nm^-1) where S_eff = 1 is assumed when fitting the ratio "
+        "(default: the highest quarter of the q range)",
+    )
     s.add_argument("--json", action="store_true", help="print one JSON object")
     s.add_argument("-o", "--output", metavar="FILE", help="output file (.dat, or .h5 for NXcanSAS)")
     s.set_defaults(func=_sq)
@@ -59,9 +99,15 @@ def _formfactor(args: argparse.Namespace) -> int:
     from ..io.curves import read_curve, write_dat
 
     curve = read_curve(args.dilute)
-    fit = fit_form_factor(curve, shape=args.shape, qmin=args.qmin, qmax=args.qmax,
-                          distribution=args.distribution, smearing=args.smearing,
-                          aspect=tuple(args.aspect) if args.shape == "prism" else None)
+    fit = fit_form_factor(
+        curve,
+        shape=args.shape,
+        qmin=args.qmin,
+        qmax=args.qmax,
+        distribution=args.distribution,
+        smearing=args.smearing,
+        aspect=tuple(args.aspect) if args.shape == "prism" else None,
+    )
     summary = fit.to_json_dict()
     summary["input"] = Path(args.dilute).name
     if args.output:
@@ -71,8 +117,14 @@ def _formfactor(args: argparse.Namespace) -> int:
         out = Path(args.output)
         out.mkdir(parents=True, exist_ok=True)
         name = curve.name or "dilute"
-        model = Curve(fit.q_nm, fit.model, fit.model * 0.0, unit=curve.unit, name=f"{name}_model",
-                      provenance=fit.provenance)
+        model = Curve(
+            fit.q_nm,
+            fit.model,
+            fit.model * 0.0,
+            unit=curve.unit,
+            name=f"{name}_model",
+            provenance=fit.provenance,
+        )
         files = [out / "formfactor.json", out / f"{name}_model.dat", out / "formfactor.png"]
         summary["outputs"] = [f.name for f in files]
         write_text_atomic(files[0], json.dumps(summary, indent=1, sort_keys=True) + "\n")
@@ -94,8 +146,17 @@ def _sq(args: argparse.Namespace) -> int:
 
     sample = read_curve(args.sample)
     dilute = read_curve(args.dilute)
-    divisor = fit_form_factor(dilute, shape=args.shape, qmin=args.qmin, qmax=args.qmax) if args.model else dilute
-    sf = effective_structure_factor(sample, divisor, concentration_ratio=args.concentration_ratio)
+    divisor = (
+        fit_form_factor(dilute, shape=args.shape, qmin=args.qmin, qmax=args.qmax)
+        if args.model
+        else dilute
+    )
+    sf = effective_structure_factor(
+        sample,
+        divisor,
+        concentration_ratio=args.concentration_ratio,
+        s_one_range_nm=tuple(args.s_one_range) if args.s_one_range else None,
+    )
     step = sf.provenance["steps"][-1]
     summary = {
         "concentration_ratio": sf.concentration_ratio,
@@ -112,8 +173,12 @@ def _sq(args: argparse.Namespace) -> int:
     if args.output:
         out = Path(args.output)
         curve = sf.as_curve()
-        curve = replace(curve, provenance=extend(curve.provenance, "sq_output",
-                                                 n_flagged_excluded=int(sf.flagged.sum())))
+        curve = replace(
+            curve,
+            provenance=extend(
+                curve.provenance, "sq_output", n_flagged_excluded=int(sf.flagged.sum())
+            ),
+        )
         if out.suffix.lower() in (".h5", ".hdf5", ".nxs"):
             write_nxcansas(curve, out, title="effective structure factor")
         else:
@@ -122,10 +187,14 @@ def _sq(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, sort_keys=True))
     else:
-        print(f"S_eff: {summary['n_points']} points, {summary['n_flagged']} flagged (left out), "
-              f"{summary['n_outside_overlap']} outside the dilute q range")
-        print(f"concentration ratio {sf.concentration_ratio:.6g} +/- {sf.concentration_ratio_err:.2g}: "
-              f"{summary['concentration_ratio_method']}")
+        print(
+            f"S_eff: {summary['n_points']} points, {summary['n_flagged']} flagged (left out), "
+            f"{summary['n_outside_overlap']} outside the dilute q range"
+        )
+        print(
+            f"concentration ratio {sf.concentration_ratio:.6g} +/- {sf.concentration_ratio_err:.2g}: "
+            f"{summary['concentration_ratio_method']}"
+        )
         if args.output:
             print(f"wrote {args.output}")
     return 0

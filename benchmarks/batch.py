@@ -1,0 +1,189 @@
+"""Frames per second of the batch runner on 1 and 2 dask workers against a bare pyFAI loop.
+
+Generated EDF frames (Pilatus-1M-like by default, the file holding Poisson counts of a
+smooth I(q)), the same options everywhere: dark, mask, solid angle, polarisation, monitor
+normalisation, Poisson errors, 1000 q bins, CSR engine, one thread per process.
+
+- bare:     fabio.open + ``integrate1d`` in a plain loop in this process (no checksums, no writing);
+- serial:   ``run_recipe`` in this process (checksums, keys, NXcanSAS + .dat writes, report);
+- 1 worker, 2 workers: ``run_recipe`` on a dask LocalCluster (processes, 1 thread each);
+  the cluster is started and its workers have imported pyFAI before the clock starts
+  (start-up is printed separately), the clock stops when the run report is written.
+
+Prints frames/s, the ratios 2 workers / 1 worker (goal >= 1.7 on 2 cores, scaling
+efficiency = ratio / 2) and 1 worker / bare (goal >= 0.8), and the workers' peak RSS.
+Usage: python benchmarks/batch.py [--frames N] [--shape 1043 981] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+for _v in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_v] = "1"  # before numpy/pyFAI load: every contender on one thread
+
+import numpy as np  # noqa: E402
+
+from saxsred.geometry import Geometry  # noqa: E402
+from saxsred.pipeline import local_cluster, parse_recipe, run_recipe  # noqa: E402
+from saxsred.simulate import DetectorLayout, Exposure, simulate_frame, write_edf  # noqa: E402
+
+NPT = 1000
+METHOD = ("no", "csr", "cython")
+RECIPE = """
+[recipe]
+name = "bench"
+[geometry]
+poni = "geo.poni"
+mask = "mask.edf"
+[corrections]
+dark = "dark.edf"
+npt = 1000
+[[step]]
+name = "reduce"
+kind = "reduce"
+inputs = ["frames/*.edf"]
+"""
+
+
+def make_frames(root: Path, n: int, shape: tuple[int, int], distinct: int = 6) -> list[Path]:
+    pixel = 172e-6
+    geo = Geometry(1.5, shape[0] * 0.45 * pixel, shape[1] * 0.52 * pixel, 0, 0, 0, pixel, pixel, 1.0e-10, shape=shape)
+    geo.write_poni(root / "geo.poni")
+    mask = np.zeros(shape, np.int8)
+    mask[:, shape[1] // 3 : shape[1] // 3 + 7] = 1
+    write_edf(root / "mask.edf", mask, {})
+    write_edf(root / "dark.edf", np.full(shape, 2.0, np.float32), {})
+    q = np.linspace(0, 6, 3000)
+    i = 1.0 / (1 + (q * 8) ** 2) ** 2 + 0.02
+    rng = np.random.default_rng(0)
+    (root / "frames").mkdir()
+    paths = []
+    for k in range(n):
+        p = root / "frames" / f"f_{k:05d}.edf"
+        if k < distinct:
+            data, hdr, _ = simulate_frame(q, i, geo, shape, Exposure(), DetectorLayout(beamstop_radius_px=15), rng)
+            write_edf(p, data, hdr)
+        else:  # byte copies: the reduction cost is the same, generation stays quick
+            shutil.copyfile(root / "frames" / f"f_{k % distinct:05d}.edf", p)
+        paths.append(p)
+    return paths
+
+
+def bare_loop(root: Path, paths: list[Path]) -> float:
+    """fabio + pyFAI integrate1d with the same corrections, no writing; returns seconds."""
+    import fabio
+    from pyFAI.integrator.azimuthal import AzimuthalIntegrator
+
+    from saxsred.geometry import load_poni
+
+    t0 = time.perf_counter()
+    geo = load_poni(root / "geo.poni")
+    ai: AzimuthalIntegrator = geo.integrator()
+    mask = fabio.open(str(root / "mask.edf")).data != 0
+    dark = fabio.open(str(root / "dark.edf")).data.astype(np.float32)
+    omega = geo.pixel1_m * geo.pixel2_m / geo.dist_m**2
+    for p in paths:
+        img = fabio.open(str(p))
+        h = img.header
+        norm = float(h["Intensity1ShutCor"]) * float(h["SampleThickness"]) * 100 * omega
+        ai.integrate1d(img.data, NPT, unit="q_nm^-1", method=METHOD, dark=dark, mask=mask,
+                       correctSolidAngle=True, polarization_factor=0.99, error_model="poisson",
+                       normalization_factor=norm)
+    return time.perf_counter() - t0
+
+
+def _warm_up() -> None:
+    # what a fresh worker imports on its first task (seconds): start-up, not throughput
+    import fabio.edfimage  # noqa: F401
+    import h5py  # noqa: F401
+    import pyFAI.integrator.azimuthal  # noqa: F401
+
+    import saxsred.io.curves  # noqa: F401
+    import saxsred.pipeline  # noqa: F401
+    import saxsred.reduce  # noqa: F401
+
+
+def task_seconds(out: Path) -> float:
+    """Sum of the time spent inside the reduction tasks (from the run's journal)."""
+    with open(out / ".saxsred" / "journal.jsonl") as fh:
+        return sum(json.loads(line)["seconds"] for line in fh)
+
+
+def runner(root: Path, n_workers: int | None, out: Path) -> tuple[float, float, dict]:
+    """run_recipe serially (None) or on a warm LocalCluster; returns (seconds, start-up s, worker RSS)."""
+    recipe = parse_recipe(RECIPE, "bench.toml")
+    if n_workers is None:
+        t0 = time.perf_counter()
+        rep = run_recipe(recipe, data=root, output=out, force=True, progress=False, log=lambda s: None)
+        assert rep.exit_code == 0, rep.failures
+        return time.perf_counter() - t0, 0.0, {}
+    t0 = time.perf_counter()
+    client = local_cluster(n_workers)  # the cluster `saxsred run --workers N` starts
+    client.run(_warm_up)
+    startup = time.perf_counter() - t0
+    try:
+        t0 = time.perf_counter()
+        rep = run_recipe(recipe, data=root, output=out, force=True, progress=False, client=client, log=lambda s: None)
+        dt = time.perf_counter() - t0
+        assert rep.exit_code == 0, rep.failures
+        return dt, startup, rep.worker_peak_rss_mb
+    finally:
+        client.close()
+        client.cluster.close()
+
+
+def main() -> None:  # run under __main__: dask spawns its workers
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--frames", type=int, default=120)
+    ap.add_argument("--shape", type=int, nargs=2, default=(1043, 981))
+    ap.add_argument("--repeat", type=int, default=2, help="best of R timings of each contender")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="saxsred-batch-") as tmp:
+        root = Path(tmp)
+        paths = make_frames(root, args.frames, tuple(args.shape))
+        n = len(paths)
+        print(f"{n} frames of {args.shape[0]} x {args.shape[1]} px, {NPT} q bins, one thread per process, "
+              f"{os.cpu_count()} CPU(s)")
+        print(f"load average before: {os.getloadavg()[0]:.2f} (other processes on this machine share its cores)")
+        res: dict[str, float] = {}
+        rss: dict[str, dict] = {}
+        inside: dict[str, float] = {}
+        for rep in range(args.repeat):
+            res["bare"] = min(res.get("bare", 1e9), bare_loop(root, paths))
+            for label, nw in (("serial", None), ("1 worker", 1), ("2 workers", 2)):
+                # a fresh output folder: renaming onto existing files costs a flush (ext4)
+                out = root / f"out_{label.replace(' ', '_')}_{rep}"
+                dt, startup, r = runner(root, nw, out)
+                if dt < res.get(label, 1e9):
+                    res[label] = dt
+                    rss[label] = r
+                    inside[label] = task_seconds(out) / n
+                shutil.rmtree(out)
+                if startup:
+                    res[f"{label} start-up"] = startup
+        for label in ("bare", "serial", "1 worker", "2 workers"):
+            extra = f"   (cluster start-up {res[label + ' start-up']:.1f} s)" if label + " start-up" in res else ""
+            per = f", {1e3 * inside[label]:6.1f} ms per frame inside a task" if label in inside else ""
+            print(f"{label:>10s}: {n / res[label]:7.2f} frames/s{per}{extra}")
+        speedup = res["1 worker"] / res["2 workers"]
+        print(f"2 workers / 1 worker = {speedup:.2f}x (goal >= 1.7), scaling efficiency {speedup / 2:.0%}")
+        print(f"1 worker / bare pyFAI = {res['bare'] / res['1 worker']:.2f} (goal >= 0.8)")
+        print(f"serial runner / bare pyFAI = {res['bare'] / res['serial']:.2f}")
+        # On an idle machine the time inside a task does not grow with the number of workers;
+        # when it does, the workers were waiting for cores other processes held.
+        print(f"time per frame inside a task, 2 workers / 1 worker = {inside['2 workers'] / inside['1 worker']:.2f} "
+              "(1.0 = each worker had a core of its own)")
+        for label, r in rss.items():
+            if r:
+                print(f"peak RSS of the workers ({label}): " + ", ".join(f"{v:.0f} MB" for v in r.values()))
+
+
+if __name__ == "__main__":
+    main()
