@@ -150,9 +150,8 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
             except ImportError:  # pragma: no cover
                 pass
     log("5/5 summary")
-    summary["outputs"] = sorted(str(Path(o).relative_to(out)) for o in outputs)
+    summary["outputs"] = sorted([*(str(Path(o).relative_to(out)) for o in outputs), "summary.json"])
     from .io.atomic import write_text_atomic
 
     write_text_atomic(out / "summary.json", json.dumps(prov_mod._jsonable(summary), indent=1, sort_keys=True) + "\n")
-    summary["outputs"].append("summary.json")
     return summary
