@@ -110,10 +110,11 @@ def _warm_up() -> None:
     import saxsred.reduce  # noqa: F401
 
 
-def task_seconds(out: Path) -> float:
-    """Sum of the time spent inside the reduction tasks (from the run's journal)."""
+def task_seconds(out: Path) -> tuple[float, float]:
+    """Sums of the wall and CPU time spent inside the reduction tasks (from the run's journal)."""
     with open(out / ".saxsred" / "journal.jsonl") as fh:
-        return sum(json.loads(line)["seconds"] for line in fh)
+        recs = [json.loads(line) for line in fh]
+    return sum(r["seconds"] for r in recs), sum(r["cpu_seconds"] for r in recs)
 
 
 def runner(root: Path, n_workers: int | None, out: Path) -> tuple[float, float, dict]:
@@ -155,6 +156,7 @@ def main() -> None:  # run under __main__: dask spawns its workers
         res: dict[str, float] = {}
         rss: dict[str, dict] = {}
         inside: dict[str, float] = {}
+        cpu: dict[str, float] = {}
         for rep in range(args.repeat):
             res["bare"] = min(res.get("bare", 1e9), bare_loop(root, paths))
             for label, nw in (("serial", None), ("1 worker", 1), ("2 workers", 2)):
@@ -164,13 +166,14 @@ def main() -> None:  # run under __main__: dask spawns its workers
                 if dt < res.get(label, 1e9):
                     res[label] = dt
                     rss[label] = r
-                    inside[label] = task_seconds(out) / n
+                    inside[label], cpu[label] = (v / n for v in task_seconds(out))
                 shutil.rmtree(out)
                 if startup:
                     res[f"{label} start-up"] = startup
         for label in ("bare", "serial", "1 worker", "2 workers"):
             extra = f"   (cluster start-up {res[label + ' start-up']:.1f} s)" if label + " start-up" in res else ""
-            per = f", {1e3 * inside[label]:6.1f} ms per frame inside a task" if label in inside else ""
+            per = (f", {1e3 * inside[label]:6.1f} ms per frame inside a task ({1e3 * cpu[label]:5.1f} ms CPU)"
+                   if label in inside else "")
             print(f"{label:>10s}: {n / res[label]:7.2f} frames/s{per}{extra}")
         speedup = res["1 worker"] / res["2 workers"]
         print(f"2 workers / 1 worker = {speedup:.2f}x (goal >= 1.7), scaling efficiency {speedup / 2:.0%}")
@@ -180,6 +183,12 @@ def main() -> None:  # run under __main__: dask spawns its workers
         # when it does, the workers were waiting for cores other processes held.
         print(f"time per frame inside a task, 2 workers / 1 worker = {inside['2 workers'] / inside['1 worker']:.2f} "
               "(1.0 = each worker had a core of its own)")
+        # CPU time per frame does not depend on core availability: equal CPU per frame on 1 and
+        # 2 workers means no parallel overhead, and the speedup a machine with 2 free cores gives
+        # is 2 x (1-worker frame time) / (2-worker frame time at 1-worker CPU cost).
+        busy = cpu["2 workers"] * n / res["2 workers"]
+        print(f"CPU per frame, 2 workers / 1 worker = {cpu['2 workers'] / cpu['1 worker']:.2f}; "
+              f"cores the 2 workers got on average: {busy:.2f} of 2")
         for label, r in rss.items():
             if r:
                 print(f"peak RSS of the workers ({label}): " + ", ".join(f"{v:.0f} MB" for v in r.values()))

@@ -544,18 +544,21 @@ def reduce_input(ident: str, path: str, spec: ReduceSpec) -> dict[str, Any]:
         pin_threads()  # first reduction in this process: before pyFAI loads its OpenMP runtime
     _tune_malloc()
     t0 = time.perf_counter()
+    c0 = time.thread_time()
     rec: dict[str, Any] = {"step": spec.step, "unit": ident}
     try:
-        try:
-            checksum = prov_mod.file_checksum(path)
-        except OSError as exc:
-            raise InputError(f"{path}: cannot be read ({exc.strerror or exc}); check it exists and permissions") from None
-        key = prov_mod.text_checksum(spec.token + checksum)
         side = _sidecar(spec.outdir, ident)
-        if not spec.force:
+        checksum = key = ""
+        if not spec.force and side.is_file():  # else iter_frames' own checksum gives the key
+            try:
+                checksum = prov_mod.file_checksum(path)
+            except OSError as exc:
+                raise InputError(f"{path}: cannot be read ({exc.strerror or exc}); check it exists and permissions") from None
+            key = prov_mod.text_checksum(spec.token + checksum)
             old = _up_to_date(side, key, spec.root)
             if old is not None:
-                old.update(status="skipped", seconds=round(time.perf_counter() - t0, 4))
+                old.update(status="skipped", seconds=round(time.perf_counter() - t0, 4),
+                           cpu_seconds=round(time.thread_time() - c0, 4))
                 return old
         reducers = _WORKER_REDUCERS.get(spec.token)
         if reducers is None:
@@ -570,7 +573,7 @@ def reduce_input(ident: str, path: str, spec: ReduceSpec) -> dict[str, Any]:
         outputs: list[dict[str, Any]] = []
         curves: dict[str, str] = {}
         for frame in iter_frames(path, spec.frames):
-            if frame.checksum != checksum:  # rewritten since we hashed it (live mode)
+            if frame.checksum != checksum:  # not hashed yet, or rewritten since (live mode)
                 checksum = frame.checksum
                 key = prov_mod.text_checksum(spec.token + checksum)
             geo = geometry_for(frame, geo0)
@@ -584,12 +587,15 @@ def reduce_input(ident: str, path: str, spec: ReduceSpec) -> dict[str, Any]:
                 rel = _rel(p, spec.root)
                 outputs.append({"path": rel, "checksum": prov_mod.file_checksum(p), "frame": frame.index})
                 curves.setdefault(curve.name, rel)
+        if not outputs:
+            raise InputError(f"{path}: no frame was read (frame selection {spec.frames}); check the file and 'frames'")
         rec.update(key=key, input=Path(path).name, input_checksum=checksum, outputs=outputs, curves=curves)
         write_text_atomic(side, json.dumps(rec, sort_keys=True, indent=1) + "\n")
         rec["status"] = "done"
     except Exception as exc:  # a bad file must not stop the others
         rec.update(status="failed", reason=_one_line(exc, path))
     rec["seconds"] = round(time.perf_counter() - t0, 4)
+    rec["cpu_seconds"] = round(time.thread_time() - c0, 4)  # < seconds: the core was busy elsewhere
     return rec
 
 
@@ -1529,6 +1535,10 @@ def run_recipe(
     130 when interrupted. ``run_report.json`` and ``run_summary.txt`` are in the output.
     """
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    unknown = sorted(set(steps or ()) - {s.name for s in rec.steps})
+    if unknown:
+        raise ParameterError(f"{rec.source}: no step named {', '.join(map(repr, unknown))}; "
+                             f"steps: {', '.join(s.name for s in rec.steps)}")
     data_dir = _data_dir(rec, data)
     out = _output_dir(rec, output)
     out.mkdir(parents=True, exist_ok=True)
@@ -1541,10 +1551,6 @@ def run_recipe(
     executor = None
     try:
         try:
-            unknown = sorted(set(steps or ()) - {s.name for s in rec.steps})
-            if unknown:
-                raise ParameterError(f"{rec.source}: no step named {', '.join(map(repr, unknown))}; "
-                                     f"steps: {', '.join(s.name for s in rec.steps)}")
             todo = [s for s in rec.steps if steps is None or s.name in steps]
             if any(s.kind == "reduce" for s in todo):
                 executor = _executor(workers, scheduler, client)
