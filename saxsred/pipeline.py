@@ -877,11 +877,11 @@ def _expand_inputs(step: Step, data: Path) -> tuple[list[tuple[str, str]], list[
 
 
 def _check_names(step: str, items: Sequence[tuple[str, str]]) -> None:
-    from .io.frames import _stem
+    from .io.frames import file_stem
 
     owner: dict[str, str] = {}
     for ident, path in items:
-        s = _stem(Path(path))
+        s = file_stem(Path(path))
         if s in owner:
             raise InputError(
                 f"step {step!r}: {owner[s]} and {ident} would both write {s}.h5; "

@@ -106,7 +106,14 @@ def _reduce(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         frames=parse_frame_selection(args.frame_selection),
     )
-    if (args.workers or args.scheduler) and not args.average and not args.background and not args.water:
+    if args.workers or args.scheduler:
+        if args.average or args.background or args.water or args.chi or args.plot:
+            from ..errors import ParameterError
+
+            raise ParameterError(
+                "--workers/--scheduler reduce frames independently; --average, --background, --water, "
+                "--chi and --plot need a recipe (saxsred run) or a serial run"
+            )
         from ..pipeline import reduce_parallel
 
         return reduce_parallel(args.frames, job, args.output, workers=args.workers, scheduler=args.scheduler)

@@ -100,7 +100,7 @@ class Frame:
     @property
     def name(self) -> str:
         """File stem, with ``_<index>`` for multi-frame files."""
-        stem = _stem(Path(self.path))
+        stem = file_stem(Path(self.path))
         return f"{stem}_{self.index:04d}" if self.nframes > 1 else stem
 
     @property
@@ -108,7 +108,8 @@ class Frame:
         return tuple(self.data.shape)  # type: ignore[return-value]
 
 
-def _stem(p: Path) -> str:
+def file_stem(p: Path) -> str:
+    """File name without its frame-format suffix (``a.edf.gz`` -> ``a``)."""
     name = p.name
     for suf in (".edf.gz", ".edf.bz2", ".cbf.gz", ".tif", ".tiff", ".edf", ".cbf", ".h5", ".hdf5", ".nxs", ".npy"):
         if name.lower().endswith(suf):
