@@ -47,7 +47,8 @@ def make_frames(folder: Path, shape, pixel, n, detector_name):
     geo.write_poni(folder / "geo.poni")
     dark = np.full(shape, 2.0)
     write_edf(folder / "dark.edf", dark.astype(np.float32), {})
-    mask = np.zeros(shape, np.int8)
+    # the mask a user would draw: the beamstop (the frames' Dummy pixels) and a dead column
+    mask = (data < 0).astype(np.int8)
     mask[:, shape[1] // 3 : shape[1] // 3 + 7] = 1
     write_edf(folder / "mask.edf", mask, {})
     return geo, paths, dark, mask.astype(bool)

@@ -227,7 +227,7 @@ def _ds(group: h5py.Group, name: str, data, **attrs) -> h5py.Dataset:
 
 
 def _group(parent: h5py.Group, name: str, nx: str, cansas: str | None = None) -> h5py.Group:
-    g = parent.create_group(name, track_order=True)
+    g = parent.create_group(name)
     g.attrs["NX_class"] = nx
     if cansas:
         g.attrs["canSAS_class"] = cansas
@@ -242,7 +242,7 @@ def write_nxcansas(curve: Curve, path: str | os.PathLike, title: str | None = No
     """
     p = Path(path)
     with atomic_path(p) as tmp:
-        with h5py.File(tmp, "w", libver=("v108", "v108"), track_order=True) as fh:
+        with h5py.File(tmp, "w", libver=("v108", "v108")) as fh:
             fh.attrs["default"] = "sasentry01"
             fh.attrs["creator"] = "saxsred"
             e = _group(fh, "sasentry01", "NXentry", "SASentry")
