@@ -80,9 +80,9 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def to_json(prov: dict[str, Any]) -> str:
+def to_json(prov: dict[str, Any], indent: int | None = 1) -> str:
     """Deterministic JSON (sorted keys) of a provenance record."""
-    return json.dumps(_jsonable(prov), sort_keys=True, indent=1)
+    return json.dumps(_jsonable(prov), sort_keys=True, indent=indent, separators=(",", ": ") if indent else (", ", ": "))
 
 
 def extend(prov: dict[str, Any] | None, step: str, **record: Any) -> dict[str, Any]:
