@@ -1180,14 +1180,20 @@ def _step_average(ctx: _Context, step: Step) -> None:
     _unit(ctx, step, name, inputs, produce)
 
 
+def _curves_by_name(ctx: _Context, refs: Sequence[str]) -> dict[str, Path]:
+    """The curves that ``refs`` (``step/pattern``) name, by file stem, first match kept."""
+    found: dict[str, Path] = {}
+    for ref in refs:
+        for p in _find(ctx, ref):
+            found.setdefault(p.stem, p)
+    return found
+
+
 def _step_subtract(ctx: _Context, step: Step) -> None:
     from .reduce import subtract_background
 
     o = step.options
-    samples: dict[str, Path] = {}
-    for ref in o["inputs"]:
-        for p in _find(ctx, ref):
-            samples.setdefault(p.stem, p)
+    samples = _curves_by_name(ctx, o["inputs"])
     for name, sp in samples.items():
         bg_ref = next((r for pat, r in o.get("pairs", {}).items() if fnmatch.fnmatchcase(name, pat)), o.get("background"))
 
@@ -1207,10 +1213,7 @@ def _step_scale(ctx: _Context, step: Step) -> None:
     from .reduce import WATER_DSIGMA_20C, scale_curve, water_scale_factor
 
     o = step.options
-    samples: dict[str, Path] = {}
-    for ref in o["inputs"]:
-        for p in _find(ctx, ref):
-            samples.setdefault(p.stem, p)
+    samples = _curves_by_name(ctx, o["inputs"])
     calib: dict[str, Any] = {}
 
     def calibration() -> tuple[float, float]:

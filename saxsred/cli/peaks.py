@@ -167,28 +167,11 @@ def _write_outputs(res, d: dict, out: Path) -> None:
 
 
 def _read_trace(path: str):
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"{p}: no such file; check the path")
-    rows = []
-    for line in p.read_text(encoding="utf-8", errors="replace").splitlines():
-        s = line.strip()
-        if not s or s.startswith(("#", "!", ";", "%")):
-            continue
-        try:
-            rows.append([float(x) for x in s.replace(",", " ").split()])
-        except ValueError:
-            continue
-    if not rows:
-        raise InputError(f"{p}: no numeric rows; expected columns chi (deg), I[, sigma]")
-    ncol = min(len(r) for r in rows)
-    if ncol < 2:
-        raise InputError(f"{p}: only one column; an azimuthal trace needs chi and I")
-    a = np.array([r[:3] for r in rows if len(r) >= ncol], float)
-    if not np.all(np.isfinite(a)):
-        raise InputError(f"{p}: NaN or inf in the trace; clean it first")
-    sig = a[:, 2] if a.shape[1] >= 3 else None
-    return a[:, 0], a[:, 1], sig
+    from ..io.curves import read_chi
+
+    prof = read_chi(path)
+    sig = prof.sigma if np.any(prof.sigma > 0) else None
+    return prof.chi_deg, prof.intensity, sig
 
 
 def _chi(args: argparse.Namespace) -> int:
