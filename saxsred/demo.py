@@ -60,7 +60,8 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
                                    "mask_file": prov_mod.input_record(calib / "saxs_mask.edf"),
                                    "poni_file": prov_mod.input_record(poni)})
     outputs: list[str] = []
-    summary: dict[str, Any] = {"data": str(data)}
+    # the folder name only: an absolute path would differ between machines
+    summary: dict[str, Any] = {"data": data.name}
 
     def f(name: str) -> str:
         return str(data / f"{name}.edf")
@@ -150,6 +151,11 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
             except ImportError:  # pragma: no cover
                 pass
     log("5/5 summary")
+    summary["provenance"] = {
+        "software": prov_mod.software_versions(),
+        "inputs": [prov_mod.input_record(p) for p in sorted(data.glob("*.edf"))],
+        "calibration": [prov_mod.input_record(calib / "saxs_1m.poni"), prov_mod.input_record(calib / "saxs_mask.edf")],
+    }
     summary["outputs"] = sorted([*(str(Path(o).relative_to(out)) for o in outputs), "summary.json"])
     from .io.atomic import write_text_atomic
 
