@@ -237,3 +237,16 @@ def test_merge_recovers_known_factor(small_geometry):
     waxs = Curve(q2, f(q2) / 3.7 + rng.normal(0, s2), s2, name="w")
     m = merge_curves(saxs, waxs)
     assert m.factor == pytest.approx(3.7, abs=4 * m.factor_err)
+
+
+def test_transmission_from_monitors_against_empty_beam(small_geometry):
+    """Normalising by I0 with T = (I1/I0)/ratio_empty equals normalising by I1 directly."""
+    from saxsred.reduce import normalisation
+
+    q, i_true = smooth_curve()
+    exp = Exposure(counts_per_unit=4000.0, transmission=0.37, empty_beam_ratio=0.5)
+    fr, _ = _frame(small_geometry, q, i_true, np.random.default_rng(3), exposure=exp)
+    n_i1 = normalisation(fr, small_geometry, Corrections(monitor="I1"))
+    n_i0 = normalisation(fr, small_geometry, Corrections(monitor="I0", empty_beam_ratio=0.5))
+    assert n_i0.transmission == pytest.approx(0.37, rel=1e-9)
+    assert n_i0.factor == pytest.approx(n_i1.factor * 2, rel=1e-9)  # I1 also carries ratio_empty = 0.5

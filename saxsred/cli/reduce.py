@@ -26,6 +26,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--background", nargs="+", default=[], metavar="B", help="background frames (solvent/capillary), subtracted")
     p.add_argument("--background-transmission", type=float, help="transmission of the background (else from its header)")
     p.add_argument("--transmission", type=float, help="sample transmission (else from the header monitors)")
+    p.add_argument("--empty-beam-ratio", type=float, metavar="R",
+                   help="I1/I0 measured without sample: T = (I1/I0)/R when normalising by I0 or exposure")
     p.add_argument("--thickness", type=float, metavar="MM", help="sample thickness in mm (else header SampleThickness)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=float, metavar="K", help="absolute scale factor")
@@ -83,6 +85,7 @@ def corrections_from_args(args: argparse.Namespace):
         polarization_factor=args.polarization,
         monitor=args.monitor,
         transmission=args.transmission,
+        empty_beam_ratio=args.empty_beam_ratio,
         thickness_mm=args.thickness,
         scale=args.scale or 1.0,
         hot_pixels=args.hot_pixels,
