@@ -80,9 +80,20 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
 def to_json(prov: dict[str, Any], indent: int | None = 1) -> str:
     """Deterministic JSON (sorted keys) of a provenance record."""
-    return json.dumps(_jsonable(prov), sort_keys=True, indent=indent, separators=(",", ": ") if indent else (", ", ": "))
+    return json.dumps(prov, sort_keys=True, indent=indent, default=_default,
+                      separators=(",", ": ") if indent else (", ", ": "))
 
 
 def extend(prov: dict[str, Any] | None, step: str, **record: Any) -> dict[str, Any]:

@@ -859,10 +859,11 @@ def write_curves(curves: Sequence[Curve], outdir: str, formats: Sequence[str] = 
     out = Path(outdir)
     written = []
     for cv in curves:
+        prov_json = prov_mod.to_json(cv.provenance, indent=None)  # once for both files
         if "h5" in formats:
-            written.append(str(write_nxcansas(cv, out / f"{cv.name}.h5")))
+            written.append(str(write_nxcansas(cv, out / f"{cv.name}.h5", prov_json=prov_json)))
         if "dat" in formats:
-            written.append(str(write_dat(cv, out / f"{cv.name}.dat")))
+            written.append(str(write_dat(cv, out / f"{cv.name}.dat", prov_json=prov_json)))
     return written
 
 

@@ -196,15 +196,18 @@ def _validate(curve: Curve, p: Path) -> None:
 _UNIT_NX = {"cm^-1": "1/cm", "sr^-1": "1/sr", "arb": "arbitrary"}
 
 
-def write_dat(curve: Curve, path: str | os.PathLike) -> Path:
-    """Write a 3-column text file (q nm^-1, I, sigma) with a commented provenance header."""
+def write_dat(curve: Curve, path: str | os.PathLike, prov_json: str | None = None) -> Path:
+    """Write a 3-column text file (q nm^-1, I, sigma) with a commented provenance header.
+
+    ``prov_json``: the curve's provenance already serialised (``to_json(..., indent=None)``).
+    """
     p = Path(path)
     lines = [
         "# saxsred 1-D curve",
         f"# name: {curve.name}",
         f"# intensity_unit: {curve.unit}",
         "# q_unit: nm^-1",
-        f"# provenance: {prov_mod.to_json(curve.provenance, indent=None)}",
+        f"# provenance: {prov_json or prov_mod.to_json(curve.provenance, indent=None)}",
         "# columns: q_nm^-1 I sigma",
     ]
     # one %-format over a flat tuple: three times faster than a per-row f-string
@@ -302,7 +305,9 @@ def _nx_image(n: int, iunit: str, title: bytes, run: bytes, geo: dict, prov_len:
     return hit
 
 
-def write_nxcansas(curve: Curve, path: str | os.PathLike, title: str | None = None) -> Path:
+def write_nxcansas(
+    curve: Curve, path: str | os.PathLike, title: str | None = None, prov_json: str | None = None
+) -> Path:
     """Write an NXcanSAS (v1.1) HDF5 file readable by SasView/sasdata.
 
     The provenance goes into ``sasentry01/sasprocess01/provenance`` as JSON (padded with
@@ -310,7 +315,7 @@ def write_nxcansas(curve: Curve, path: str | os.PathLike, title: str | None = No
     gives a byte-identical file.
     """
     p = Path(path)
-    prov = prov_mod.to_json(curve.provenance, indent=None).encode()
+    prov = (prov_json or prov_mod.to_json(curve.provenance, indent=None)).encode()
     prov_len = -(-max(len(prov), 1) // 1024) * 1024
     title_b = (title or curve.name or "saxsred curve").encode()
     run_b = (curve.name or "0").encode()
