@@ -298,10 +298,6 @@ def test_capillary_recipe_equals_the_reduction_stage(capillary):
 def test_capillary_recipe_analysis_steps(capillary):
     """The rest of the recipe (form factor, S_eff, peaks, figures) reuses the reduced curves
     (skipped as up to date) and recovers the generating truth of the sample data."""
-    ff = pytest.importorskip("saxsred.formfactor")
-    pk = pytest.importorskip("saxsred.peaks")
-    if not hasattr(ff, "fit_form_factor") or not hasattr(pk, "analyze_peaks"):
-        pytest.skip("analysis stages (saxsred.formfactor.fit_form_factor, saxsred.peaks.analyze_peaks) not available")
     from saxsred.simulate import SAMPLE_TRUTH
 
     data, _, out, _ = capillary
