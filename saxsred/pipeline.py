@@ -1161,11 +1161,7 @@ def _step_average(ctx: _Context, step: Step) -> None:
     name = o.get("output", step.name)
 
     def inputs() -> dict[str, Path]:
-        paths: dict[str, Path] = {}
-        for ref in o["inputs"]:
-            for p in _find(ctx, ref):
-                paths.setdefault(p.stem, p)
-        return paths
+        return _curves_by_name(ctx, o["inputs"])
 
     def produce(ins: dict[str, Path]) -> dict[str, list[Path]]:
         curves = [_read(ins[k]) for k in sorted(ins)]
