@@ -631,7 +631,8 @@ def local_cluster(n_workers: int) -> Any:
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
     env.pop("MALLOC_TRIM_THRESHOLD_", None)
     env.update({v: 1 for v in THREAD_VARS})
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False}):
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": env, "distributed.worker.profile.enabled": False,
+                          "distributed.scheduler.worker-saturation": float("inf")}):
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
                                memory_limit=0, silence_logs=40)
         return Client(cluster)
@@ -967,6 +968,22 @@ def _chunks(items: Sequence[tuple[str, str]], size: int) -> Iterator[list[tuple[
         yield list(items[i : i + size])
 
 
+def _guided_chunks(
+    items: Sequence[tuple[str, str]], nworkers: int, largest: int = 16
+) -> Iterator[list[tuple[str, str]]]:
+    """Tasks of decreasing size ("guided" scheduling): about 1/(2 N) of what is left each.
+
+    Large tasks at the start amortise dask's ~1 ms per task; single files at the end keep
+    the workers finishing together (with fixed tasks of k files a worker could sit idle
+    for up to k frame times while the other finishes its last task).
+    """
+    i, n = 0, len(items)
+    while i < n:
+        size = max(1, min(largest, (n - i) // (2 * nworkers)))
+        yield list(items[i : i + size])
+        i += size
+
+
 def _bar(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
@@ -980,11 +997,12 @@ def _run_reduce_units(
     """Reduce every (spec, files) group, streaming records into the context."""
     total = sum(len(items) for _, items in groups)
     nw = executor.nworkers
-    # Files per task: enough to amortise dask's ~1 ms per task, few enough to balance.
-    chunk = 1 if isinstance(executor, _Serial) else max(1, min(16, total // (nw * 8) or 1))
     window = 2 * nw + 2  # tasks in flight: memory stays a few frames per worker
     shared = [(executor.share(spec), items) for spec, items in groups]
-    tasks = ((part, ref) for ref, items in shared for part in _chunks(items, chunk))
+    if isinstance(executor, _Serial):
+        tasks = ((part, ref) for ref, items in shared for part in _chunks(items, 1))
+    else:
+        tasks = ((part, ref) for ref, items in shared for part in _guided_chunks(items, nw))
     bar = _bar(total, desc, ctx.progress)
     gen = executor.map_unordered(reduce_inputs, tasks, window)
     try:

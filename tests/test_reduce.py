@@ -141,6 +141,44 @@ def test_dummy_tested_on_raw_counts_not_after_dark(small_geometry):
     assert m[5, 5] and m.sum() == 1
 
 
+@pytest.mark.parametrize("extra", ["none", "negative", "saturated", "dark_equals"])
+def test_dynamic_invalid_pixels_equal_direct_pyfai_with_merged_mask(small_geometry, rng, extra):
+    # Frames whose only invalid pixels are the header's Dummy go to pyFAI with that Dummy
+    # (no copy); any other invalid pixel (negative, saturated) takes the sentinel copy. Both
+    # must give what pyFAI gives with every invalid pixel in the mask.
+    q, i_true = smooth_curve()
+    fr, _ = _frame(small_geometry, q, i_true, rng, layout=replace(LAYOUT, n_hot_pixels=0))
+    data = fr.data.copy()
+    dark = _dark(small_geometry)
+    # explicit q range: the same bins whatever the mask (pyFAI otherwise fits the bins to
+    # the unmasked pixels, and the reference below masks more than the static mask)
+    qr = tuple(np.percentile(small_geometry.integrator().qArray(data.shape), [3, 97]))
+    corr = Corrections(npt=120, dark=dark, saturation=10**6, q_range_nm=qr)
+    if extra == "negative":
+        data[40, 40] = -7
+    elif extra == "saturated":
+        data[41, 41] = 10**7
+    elif extra == "dark_equals":
+        # raw - dark == Dummy on valid pixels: Dummy is a raw-count test, they stay valid
+        dark = np.where(data >= 0, data + 1.0, 0.0)
+        corr = Corrections(npt=120, dark=dark, saturation=10**6, q_range_nm=qr)
+    fr = Frame(data, fr.header, fr.metadata, "g.edf")
+    from saxsred.reduce import _header_dummy, dynamic_invalid, normalisation, static_mask
+
+    dyn = dynamic_invalid(fr, corr, static_mask(small_geometry, corr, data.shape))
+    assert (_header_dummy(fr, corr, dyn) is None) == (extra in ("negative", "saturated"))
+    cv = Reducer(small_geometry, corr).reduce(fr)
+    mask = pixel_mask(fr, small_geometry, corr)
+    ai = small_geometry.integrator()
+    ref = ai.integrate1d(data, 120, unit="q_nm^-1", method=("no", "csr", "cython"), correctSolidAngle=True,
+                         polarization_factor=0.99, dark=dark, mask=mask, error_model="poisson", radial_range=qr,
+                         normalization_factor=normalisation(fr, small_geometry, corr).factor)
+    ok = ref.count > 0
+    np.testing.assert_allclose(cv.intensity, ref.intensity[ok], rtol=1e-6)
+    np.testing.assert_allclose(cv.sigma, ref.sigma[ok], rtol=1e-6)
+    assert cv.provenance["steps"][-1]["masked_pixels"] == int(mask.sum())
+
+
 def test_bad_inputs_raise_clear_errors(small_geometry):
     q, i_true = smooth_curve()
     fr, _ = _frame(small_geometry, q, i_true, np.random.default_rng(0))

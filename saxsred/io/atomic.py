@@ -6,10 +6,18 @@ A crash or an exception while writing leaves no half-written output behind.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+_COUNTER = itertools.count()
+
+
+def _temp_name(path: Path) -> Path:
+    # Unique per process and call (pid, counter), so concurrent writers never collide;
+    # cheaper than tempfile.mkstemp, whose random names need no secrecy here.
+    return path.with_name(f".{path.name}.{os.getpid()}.{next(_COUNTER)}.part")
 
 
 @contextlib.contextmanager
@@ -22,25 +30,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ...     write_something(tmp)
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    while True:
+        tmp_path = _temp_name(path)
+        try:
+            # 0o666 less the umask: the permissions a plain open() would give
+            fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+            break
+        except FileExistsError:  # left over by a killed process that had this pid
+            continue
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
     os.close(fd)
-    tmp_path = Path(tmp)
     try:
         yield tmp_path
-        # mkstemp creates 0600; give the file the permissions a plain open() would have
-        os.chmod(tmp_path, 0o666 & ~_umask())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
