@@ -11,6 +11,7 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -196,6 +197,19 @@ def _validate(curve: Curve, p: Path) -> None:
 _UNIT_NX = {"cm^-1": "1/cm", "sr^-1": "1/sr", "arb": "arbitrary"}
 
 
+_Q_STRINGS: dict[str, list[str]] = {}
+
+
+def _q_strings(q: np.ndarray) -> list[str]:
+    key = prov_mod.array_checksum(q)
+    out = _Q_STRINGS.get(key)
+    if out is None:
+        if len(_Q_STRINGS) >= 8:
+            _Q_STRINGS.clear()
+        out = _Q_STRINGS[key] = [f"{v:.8e}" for v in q.tolist()]
+    return out
+
+
 def write_dat(curve: Curve, path: str | os.PathLike, prov_json: str | None = None) -> Path:
     """Write a 3-column text file (q nm^-1, I, sigma) with a commented provenance header.
 
@@ -210,9 +224,14 @@ def write_dat(curve: Curve, path: str | os.PathLike, prov_json: str | None = Non
         f"# provenance: {prov_json or prov_mod.to_json(curve.provenance, indent=None)}",
         "# columns: q_nm^-1 I sigma",
     ]
-    # one %-format over a flat tuple: three times faster than a per-row f-string
-    flat = np.column_stack([curve.q_nm, curve.intensity, curve.sigma]).ravel().tolist()
-    body = ("%.8e %.8e %.8e\n" * len(curve)) % tuple(flat)
+    # One %-format over a flat tuple (three times faster than a per-row f-string), with
+    # the q column formatted once per q grid: every frame of a geometry shares it.
+    n = len(curve)
+    cells: list[Any] = [None] * (3 * n)
+    cells[0::3] = _q_strings(curve.q_nm)
+    cells[1::3] = curve.intensity.tolist()
+    cells[2::3] = curve.sigma.tolist()
+    body = ("%s %.8e %.8e\n" * n) % tuple(cells)
     with atomic_path(p) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             fh.write("\n".join(lines) + "\n" + body)
