@@ -141,10 +141,12 @@ class Shell:
     hkl: tuple[int, int, int]
     g: np.ndarray
     basis: np.ndarray
+    multiplicity: int = field(init=False)  # vectors with a non-zero basis factor
+    basis_sum: float = field(init=False)
 
-    @property
-    def multiplicity(self) -> int:
-        return int(np.count_nonzero(self.basis > 1e-9))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "multiplicity", int(np.count_nonzero(self.basis > 1e-9)))
+        object.__setattr__(self, "basis_sum", float(np.sum(self.basis)))
 
 
 @lru_cache(maxsize=64)
@@ -205,11 +207,27 @@ def _shells_cached(lattice: str, smax: float) -> tuple[Shell, ...]:
     return tuple(shells)
 
 
+def _bucket(smax: float) -> float:
+    # Shells are computed for the next power of two of smax (a memo many calls share), then cut.
+    return float(2 ** max(4, math.ceil(math.log2(max(smax, 1.0)))))
+
+
+@lru_cache(maxsize=64)
+def _s_cached(lattice: str, bucket: float) -> np.ndarray:
+    return np.array([sh.s for sh in _shells_cached(lattice, bucket)])
+
+
 def lattice_shells(lattice: str, smax: float) -> tuple[Shell, ...]:
     """Powder rings of ``lattice`` with (q a / 2 pi)^2 <= ``smax``, in increasing q."""
-    # Computed for the next power of two of smax (a memo that many calls share), then cut.
-    bucket = float(2 ** max(4, math.ceil(math.log2(max(smax, 1.0)))))
-    return tuple(sh for sh in _shells_cached(lattice, bucket) if sh.s <= smax + 1e-9)
+    b = _bucket(smax)
+    n = int(np.searchsorted(_s_cached(lattice, b), smax + 1e-9, side="right"))
+    return _shells_cached(lattice, b)[:n]
+
+
+def _ring_s(lattice: str, smax: float) -> np.ndarray:
+    """The s values of :func:`lattice_shells` (no Shell objects: the indexer's inner loop)."""
+    s_all = _s_cached(lattice, _bucket(smax))
+    return s_all[: int(np.searchsorted(s_all, smax + 1e-9, side="right"))]
 
 
 def nn_distance(lattice: str, a_nm: float) -> float:
@@ -308,34 +326,44 @@ def reflections(
     polydispersity : relative width of the edge distribution (size averages of |F|^2 and P).
     pq : optional callable q -> P(q) (a precomputed table); default the form-factor module.
     """
+    shells, _, qs, wts = _reflection_arrays(lattice, a_nm, q_max_nm, edge_nm, aligned, kind, polydispersity, pq)
+    return [Reflection(sh.hkl, sh.s, float(q), sh.multiplicity, float(w)) for sh, q, w in zip(shells, qs, wts)]
+
+
+@lru_cache(maxsize=64)
+def _basis_sums(lattice: str, bucket: float) -> np.ndarray:
+    return np.array([sh.basis_sum for sh in _shells_cached(lattice, bucket)])
+
+
+def _reflection_arrays(lattice, a_nm, q_max_nm, edge_nm=None, aligned=None, kind="sq", polydispersity=0.0, pq=None):
+    """(shells, s, q, weight) of :func:`reflections` as arrays (the indexer's inner loop)."""
     if not (a_nm > 0 and np.isfinite(a_nm)):
         raise ParameterError(f"lattice parameter {a_nm!r} nm: must be positive")
     smax = (q_max_nm * a_nm / (2.0 * math.pi)) ** 2
-    shells = [sh for sh in lattice_shells(lattice, smax) if sh.s <= smax + 1e-9]
+    b = _bucket(smax)
+    s_all = _s_cached(lattice, b)
+    m = int(np.searchsorted(s_all, smax + 1e-9, side="right"))
+    shells = _shells_cached(lattice, b)[:m]
     if edge_nm is not None and aligned is None:
         aligned = aligned_allowed(lattice, a_nm, edge_nm)
     aligned = bool(aligned) and lattice in CUBIC and edge_nm is not None
-    out = []
-    qs = np.array([2.0 * math.pi * math.sqrt(sh.s) / a_nm for sh in shells])
-    if edge_nm is not None and shells and (aligned or kind == "iq"):
+    qs = 2.0 * math.pi * np.sqrt(s_all[:m]) / a_nm
+    w = _basis_sums(lattice, b)[:m].copy()
+    if edge_nm is not None and m and (aligned or kind == "iq"):
         if pq is None:
             _, pfun = _formfactor()
             p = np.asarray(pfun(qs, edge_nm, polydispersity), dtype=float)
         else:
             p = np.asarray(pq(qs), dtype=float)
-    for i, sh in enumerate(shells):
-        q = float(qs[i])
-        if edge_nm is None:
-            w = float(np.sum(sh.basis))
-        elif aligned:
-            f2 = oriented_intensity(sh.g * (2.0 * math.pi / a_nm), edge_nm, polydispersity)
-            w = float(np.sum(sh.basis * f2))
+        if aligned:
+            for i, sh in enumerate(shells):
+                f2 = oriented_intensity(sh.g * (2.0 * math.pi / a_nm), edge_nm, polydispersity)
+                w[i] = float(np.sum(sh.basis * f2))
             if kind == "sq":
-                w /= max(p[i], 1e-300)
-        else:
-            w = float(np.sum(sh.basis)) * (1.0 if kind == "sq" else p[i])
-        out.append(Reflection(sh.hkl, sh.s, q, sh.multiplicity, w / (q * q)))
-    return out
+                w /= np.maximum(p, 1e-300)
+        else:  # orientation average: P(q) in I(q), divided out of S_eff
+            w *= p
+    return shells, s_all[:m], qs, w / (qs * qs)
 
 
 # --------------------------------------------------------------------------- finding
@@ -508,6 +536,7 @@ def find_peaks(
             kept.append((zc, i, w))
         if len(kept) >= max_peaks:
             break
+    kept = _split_blends(kept, Z, widths, threshold, max_peaks)
     idx = np.array([c[1] for c in kept], dtype=int)
     return FoundPeaks(
         q_nm=q[idx] if idx.size else np.zeros(0),
@@ -520,9 +549,77 @@ def find_peaks(
     )
 
 
+def _split_blends(kept, Z, widths, threshold, max_peaks):
+    """Replace a candidate that is two overlapping peaks seen at one coarse scale by the two.
+
+    At the nearest finer scale where two maxima above ``threshold`` lie inside the
+    candidate's support with a dip between them deeper than ``threshold`` below the lower
+    one (the filter output has unit noise, so the dip is significant, not noise on one
+    broad top), the pair is kept instead. The free fit would otherwise start with one
+    broad peak and find the pair only from its residual, one more fit round.
+    """
+    scale_of = {float(w): k for k, w in enumerate(widths)}
+    out: list[tuple[float, int, float]] = []
+    for zc, i, w in kept:
+        parts = [(zc, i, w)]
+        for kk in range(scale_of[w] - 1, -1, -1):
+            z = Z[kk]
+            lo, hi = max(1, int(i - 0.8 * w - 1)), min(z.size - 1, int(i + 0.8 * w + 2))
+            seg = z[lo:hi]
+            inner = np.nonzero((seg[1:-1] > seg[:-2]) & (seg[1:-1] >= seg[2:]) & (seg[1:-1] > threshold))[0] + 1 + lo
+            if inner.size < 2:
+                continue
+            top = inner[np.argsort(-z[inner])[:2]]
+            a, b = sorted(int(x) for x in top)
+            if b - a > widths[kk] and z[a:b + 1].min() < min(z[a], z[b]) - threshold:
+                parts = [(float(z[a]), a, float(widths[kk])), (float(z[b]), b, float(widths[kk]))]
+                break
+        out.extend(parts)
+    # The same suppression as before: a part may land on a weaker candidate already kept.
+    out.sort(key=lambda c: -c[0])
+    final: list[tuple[float, int, float]] = []
+    for zc, i, w in out:
+        if all(abs(i - j) > 0.8 * max(w, wj) + 1 for _, j, wj in final):
+            final.append((zc, i, w))
+    return final[:max_peaks]
+
+
 # --------------------------------------------------------------------------- fit engine
 _SQ2PI = math.sqrt(2.0 * math.pi)
 _SQPI = math.sqrt(math.pi)
+
+
+# Asymptotic series of the Faddeeva function in the upper half plane,
+# w(z) ~ (i / sqrt(pi)) sum_k (2k-1)!! / 2^k z^-(2k+1); six terms leave a relative error
+# below 2e-11 for |z| >= 12.
+_W_ASYM = (1.0, 0.5, 0.75, 1.875, 6.5625, 29.53125)
+_W_ZMIN = 12.0
+
+
+def _wofz_with_derivative(z: np.ndarray):
+    """Faddeeva w(z) (Im z > 0) and w'(z): scipy's wofz near the peaks, the asymptotic
+    series (and its derivative, which avoids the cancellation in -2 z w + 2i/sqrt(pi)) in
+    the far tails, where most points of a global fit lie."""
+    near = np.abs(z) < _W_ZMIN
+    w = np.empty_like(z)
+    dw = np.empty_like(z)
+    if near.any():
+        zn = z[near]
+        wn = special.wofz(zn)
+        w[near] = wn
+        dw[near] = -2.0 * zn * wn + 2j / _SQPI
+    far = ~near
+    if far.any():
+        u = 1.0 / z[far]
+        u2 = u * u
+        sw = np.zeros_like(u)
+        sd = np.zeros_like(u)
+        for k in range(len(_W_ASYM) - 1, -1, -1):  # Horner in u^2
+            sw = sw * u2 + _W_ASYM[k]
+            sd = sd * u2 + _W_ASYM[k] * (2 * k + 1)
+        w[far] = (1j / _SQPI) * u * sw
+        dw[far] = (-1j / _SQPI) * u2 * sd
+    return w, dw
 
 
 def _profiles(x: np.ndarray, shape: str, w: np.ndarray, eta: float = 0.5, wg: float = 0.0):
@@ -557,9 +654,8 @@ def _profiles(x: np.ndarray, shape: str, w: np.ndarray, eta: float = 0.5, wg: fl
         sg = wg / _FG
         gam = 0.5 * w
         z = (x + 1j * gam) / (sg * math.sqrt(2.0))
-        wz = special.wofz(z)
+        wz, dw = _wofz_with_derivative(z)
         V = wz.real / (sg * _SQ2PI)
-        dw = -2.0 * z * wz + 2j / _SQPI
         dVx = dw.real / (sg * _SQ2PI) / (sg * math.sqrt(2.0))
         dVg = -dw.imag / (2.0 * _SQPI * sg * sg)
         dVs = -V / sg - (z * dw).real / (sg * sg * _SQ2PI)
@@ -603,6 +699,7 @@ class PeakFit:
     model: np.ndarray
     baseline: np.ndarray
     nfev: int = 0
+    not_fitted: dict[str, str] = field(default_factory=dict)  # shape -> why its fit was not needed
 
 
 def _tpoly(q: np.ndarray) -> np.ndarray:
@@ -624,14 +721,40 @@ def _peak_sum(x, shape, c, area, w, eta=0.5, wg=0.0):
     return out
 
 
+def _own_covariance(res, jac) -> None:
+    """Covariance (J^T J)^-1 of the varying parameters at the solution, J the analytic
+    Jacobian of the residual (model - y)/sigma in the parameters' own units; the error bars
+    are taken as known (not scaled by chi^2). Also right for a parameter that ends on a
+    bound (an absent ring's area at 0), where lmfit's bounded-parameter transform makes
+    its covariance singular."""
+    names = [k for k, p in res.params.items() if p.vary]
+    J = np.asarray(jac(res.params), float)
+    jtj = J.T @ J
+    try:
+        cov = np.linalg.inv(jtj)
+        if not np.all(np.isfinite(cov)):
+            raise np.linalg.LinAlgError
+    except np.linalg.LinAlgError:
+        cov = np.linalg.pinv(jtj)
+    res.covar = cov
+    res.var_names = names
+    for i, k in enumerate(names):
+        v = cov[i, i]
+        res.params[k].stderr = float(math.sqrt(v)) if v > 0 else float("nan")
+
+
 def _minimize(resid, params, where: str, jac=None, covar: bool = True):
     import lmfit
 
     kws = {} if jac is None else {"Dfun": jac}
-    kws["calc_covar"] = covar
+    # With the analytic Jacobian the covariance is ours (one Jacobian and a small inverse)
+    # instead of lmfit's, which needs an extra fit when a parameter ends on its bound.
+    kws["calc_covar"] = covar and jac is None
     try:
         res = lmfit.minimize(resid, params, method="leastsq", scale_covar=False, nan_policy="raise", **kws)
-        if covar and res.covar is None:
+        if covar and jac is not None:
+            _own_covariance(res, jac)
+        elif covar and res.covar is None:
             # A parameter sitting on its bound (an absent ring's area at 0) makes the
             # covariance singular: fix those at the bound and refit from the solution.
             p2 = res.params.copy()
@@ -661,7 +784,8 @@ def _stderr(p, redchi: float) -> float:
     return float(e) * math.sqrt(max(redchi, 1.0))
 
 
-def _fit_shape(q, y, sig, base, t, shape, c0, a0, w0, eta0=0.5, wg0=None, wmax=None, covar=True, start=None):
+def _fit_shape(q, y, sig, base, t, shape, c0, a0, w0, eta0=0.5, wg0=None, wmax=None, covar=True, start=None,
+               wg_fixed=False):
     import lmfit
 
     n = len(c0)
@@ -678,7 +802,9 @@ def _fit_shape(q, y, sig, base, t, shape, c0, a0, w0, eta0=0.5, wg0=None, wmax=N
         pars.add(f"w{i}", value=min(max(w0[i], 1.5 * dq), 0.9 * wmax), min=0.5 * dq, max=wmax)
     if shape == "pvoigt":
         pars.add("eta", value=eta0, min=0.0, max=1.0)
-    if shape == "voigt":
+    if shape == "voigt" and wg_fixed:
+        pars.add("wg", value=float(wg0), vary=False)
+    elif shape == "voigt":
         wg_start = wg0 if wg0 is not None else 0.5 * float(np.median(w0))
         pars.add("wg", value=max(wg_start, 0.05 * dq), min=0.01 * dq, max=wmax)
     isig = 1.0 / sig
@@ -739,6 +865,7 @@ def fit_peaks(
     threshold: float = 5.0,
     min_area_snr: float = 3.0,
     max_rounds: int = 2,
+    instrument_fwhm_inv_nm: float | None = None,
 ) -> PeakFit:
     """Fit all peaks together over the baseline (lmfit), each with its own centre and width.
 
@@ -747,7 +874,12 @@ def fit_peaks(
     shape. Pseudo-Voigt first; peaks the residual still shows (filter significance above
     ``threshold``) are added and peaks with area below ``min_area_snr`` standard errors
     dropped; then every shape in ``shapes`` is refitted from that solution and the one with
-    the lowest BIC = chi^2 + k ln n (error bars taken as known) is kept.
+    the lowest BIC = chi^2 + k ln n (error bars taken as known) is kept. When the
+    pseudo-Voigt's eta ends on 0 or 1, the opposite pure shape is not fitted (its chi^2
+    cannot be lower than the pure shape eta reached; ``not_fitted`` says so). With
+    ``instrument_fwhm_inv_nm`` the Voigt's Gaussian FWHM is fixed to it (the resolution),
+    else fitted (one value for all peaks). Standard errors come from the analytic
+    Jacobian at the solution, (J^T J)^-1, scaled by sqrt(chi^2_red) when that exceeds 1.
     """
     for s in shapes:
         if s not in SHAPES:
@@ -764,6 +896,8 @@ def fit_peaks(
     a = np.maximum(found.height[order], 0) * w * 1.2
     eta = 0.5
     nfev = 0
+    added: list[tuple[float, float]] = []  # residual peaks added (position, FWHM)
+    rejected: list[float] = []  # positions not to add again
     res = None
     for _round in range(max_rounds + 1):
         res, resid = _fit_shape(q, y, sig, base, t, "pvoigt", c, a, w, eta)
@@ -774,13 +908,20 @@ def fit_peaks(
         keep = a > min_area_snr * aerr
         changed = False
         if not keep.all() and keep.any():
+            for cd, wd in zip(c[~keep].tolist(), w[~keep].tolist()):
+                # a dropped peak, and the residual positions it was added from (it may have moved)
+                rejected.append(cd)
+                rejected.extend(qa for qa, wa in added if abs(qa - cd) < 3.0 * max(wa, wd))
             c, a, w = c[keep], a[keep], w[keep]
             changed = True
         # Residual search: peaks hidden in a shoulder or left out by the finder.
         rr = resid(res.params)
-        extra = _residual_peaks(q, rr, threshold, c, w)
+        extra = _residual_peaks(q, rr, threshold, c, w, rejected, sig, eta, min_area_snr)
         if extra:
+            # A new peak changes the residual elsewhere: earlier rejections may not hold.
+            rejected.clear()
             for qe, we, ie in extra:
+                added.append((qe, we))
                 c = np.append(c, qe)
                 w = np.append(w, we)
                 a = np.append(a, max(-rr[ie] * sig[ie], 1e-6 * np.max(a)) * we)
@@ -791,29 +932,45 @@ def fit_peaks(
             break
     if c.size == 0:
         raise FitError(f"{curve.name or 'curve'}: no significant peak left after fitting")
-    fits: dict[str, Any] = {}
     n = q.size
-    for shape in shapes:
-        if shape == "pvoigt" and res is not None and res.nvarys == 3 * c.size + 4 and len(res.params) == 3 * c.size + 4:
-            r2 = res
-        else:
-            wg0 = None
-            w_start = w
-            if shape == "voigt":
-                fg, fl = pvoigt_components(float(np.median(w)), eta)
-                wg0 = fg
-                w_start = np.array([pvoigt_components(wi, eta)[1] for wi in w]) + 1e-3 * w
-            # Comparison fits need chi^2 only: no covariance (lmfit's uncertainty step is costly).
-            r2, _ = _fit_shape(q, y, sig, base, t, shape, c, a, w_start, eta, wg0, covar=False)
-            nfev += r2.nfev
+    if res is None or len(res.params) != 3 * c.size + 4:  # the last round changed the peaks
+        res, _ = _fit_shape(q, y, sig, base, t, "pvoigt", c, a, w, eta)
+        nfev += res.nfev
+        c, a, w = _unpack(res, c.size, "pvoigt")
+        eta = res.params["eta"].value
+    fits: dict[str, Any] = {}
+    not_fitted: dict[str, str] = {}
+    if "pvoigt" in shapes:
+        fits["pvoigt"] = res
+    # The pseudo-Voigt holds both pure shapes (eta = 0, 1). Ending on a bound it is that
+    # pure shape (same chi^2, one parameter fewer), and the opposite pure shape, whose
+    # chi^2 cannot be lower, cannot beat it on BIC: that fit is not run.
+    at = {"gauss": eta <= 1e-6, "lorentz": eta >= 1.0 - 1e-6}
+    other = {"gauss": "lorentz", "lorentz": "gauss"}
+    for shape in ("gauss", "lorentz"):
+        if shape not in shapes:
+            continue
+        if at[other[shape]] and other[shape] in shapes:
+            not_fitted[shape] = (
+                f"not fitted: the pseudo-Voigt went to eta = {eta:.0f} ({other[shape]}), "
+                f"and a {shape} cannot have a lower chi^2"
+            )
+            continue
+        r2, _ = _fit_shape(q, y, sig, base, t, shape, c, a, w, eta, start=res.params if at[shape] else None)
+        nfev += r2.nfev
         fits[shape] = r2
+    if "voigt" in shapes:
+        fl_start = np.array([pvoigt_components(wi, eta)[1] for wi in w]) + 1e-3 * w
+        if instrument_fwhm_inv_nm and instrument_fwhm_inv_nm > 0:
+            # Gaussian part = the instrument's resolution; the Lorentzians are the sample.
+            r2, _ = _fit_shape(q, y, sig, base, t, "voigt", c, a, fl_start, eta, float(instrument_fwhm_inv_nm), wg_fixed=True)
+        else:
+            r2, _ = _fit_shape(q, y, sig, base, t, "voigt", c, a, fl_start, eta, pvoigt_components(float(np.median(w)), eta)[0])
+        nfev += r2.nfev
+        fits["voigt"] = r2
     bic = {s: float(r.chisqr + r.nvarys * math.log(n)) for s, r in fits.items()}
     best = min(bic, key=bic.get)
     r = fits[best]
-    if r.covar is None:
-        cb, ab, wb = _unpack(r, c.size, best)
-        r, _ = _fit_shape(q, y, sig, base, t, best, cb, ab, wb, eta, r.params["wg"].value if best == "voigt" else None, start=r.params)
-        nfev += r.nfev
     cb, ab, wb = _unpack(r, c.size, best)
     redchi = r.chisqr / max(n - r.nvarys, 1)
     eta_b = r.params["eta"].value if best == "pvoigt" else None
@@ -831,14 +988,39 @@ def fit_peaks(
     v = r.params.valuesdict()
     model = base * (v["b0"] + v["b1"] * t + v["b2"] * t * t) + _peak_sum(q, best, cb, ab, wb, v.get("eta", 0.5), v.get("wg", 0.0))
     bl = base * (v["b0"] + v["b1"] * t + v["b2"] * t * t)
-    return PeakFit(tuple(peaks), best, eta_b, wg_b, bic, float(redchi), q, y, sig, model, bl, nfev)
+    return PeakFit(tuple(peaks), best, eta_b, wg_b, bic, float(redchi), q, y, sig, model, bl, nfev, not_fitted)
 
 
-def _residual_peaks(q, rr, threshold, c, w):
+def _top_inside(excess: np.ndarray, i: int, wf: float) -> int | None:
+    """For a filter maximum at an end of the data: the index of a maximum of the excess
+    (smoothed) within two widths of that end that stands above the end value by more than
+    its noise, or None. The tail of a ring centred beyond the range rises to the end and
+    has none; a ring centred just inside has one."""
+    n = excess.size
+    m = max(3, int(wf / 3) | 1)
+    sm = np.convolve(excess, np.ones(m) / m, mode="same")
+    span = max(3, int(2 * wf))
+    lo, hi = (max(1, n - 1 - span), n - 1 - m // 2) if i > n // 2 else (1 + m // 2, min(n - 2, span))
+    if hi - lo < 2:
+        return None
+    seg = np.arange(lo, hi)
+    top = seg[(sm[seg] > sm[seg - 1]) & (sm[seg] >= sm[seg + 1])]
+    end = sm[hi] if i > n // 2 else sm[lo]
+    top = top[sm[top] > end + 1.0 / math.sqrt(m)]
+    return int(top[np.argmax(sm[top])]) if top.size else None
+
+
+def _residual_peaks(q, rr, threshold, c, w, rejected=(), sig=None, eta=0.5, min_area_snr=0.0):
     """Significant peaks left in the normalised residual rr = (model - data)/sigma.
 
     Ricker filter at the fitted widths; returns up to two (q, fwhm, index) away from the
-    fitted centres.
+    fitted centres; at an end of the data only with a top inside it (see :func:`_top_inside`),
+    not within a width
+    of a position in ``rejected`` (peaks an earlier round added and dropped again). With
+    ``sig``, a candidate must also hold ``min_area_snr``: its area fitted alone to the
+    residual (a linear least-squares projection, optimistic since its neighbours stay
+    fixed) over that area's standard error; misfit structure at a strong peak's flank
+    passes the zero-mean filter but is no peak, and adding it would cost a fit round.
     """
     n = q.size
     dq = (q[-1] - q[0]) / (n - 1)
@@ -851,9 +1033,19 @@ def _residual_peaks(q, rr, threshold, c, w):
             continue
         z = _filter(-rr, k)
         i = int(np.argmax(z))
+        if z[i] > threshold and not (2 <= i <= n - 3 and z[i - 1] <= z[i] >= z[i + 1]):
+            i = _top_inside(-rr, i, wf)  # at an end of the data: is there a top inside?
+            if i is None:
+                continue
         if z[i] > threshold:
             qi = q[i]
-            if np.all(np.abs(qi - c) > 0.3 * wf * dq) and all(abs(qi - o[0]) > wf * dq for o in out):
+            if (np.all(np.abs(qi - c) > 0.3 * wf * dq) and all(abs(qi - o[0]) > wf * dq for o in out)
+                    and all(abs(qi - r) > wf * dq for r in rejected)):
+                if sig is not None and min_area_snr > 0:
+                    g = pvoigt_profile(q - qi, wf * dq, eta) / sig
+                    gg = float(g @ g)
+                    if gg <= 0 or -float(rr @ g) / math.sqrt(gg) < min_area_snr:
+                        continue
                 out.append((float(qi), float(wf * dq), i))
     return out[:2]
 
@@ -924,77 +1116,109 @@ def _wls_a(qo, qerr, s):
     return a, a * math.sqrt(var_u) / u, u
 
 
-def _evaluate(lattice, a0, qo, qerr, areas, area_err, edge, kind, rel_tol, q_lo, q_hi, aligned_opt, poly=0.0, pq=None, fwhm=None):
-    n = qo.size
-    a = a0
-    for _ in range(3):
-        # Positions only while refining a: ring s values, no intensities (cheap).
-        smax = (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2
-        s_all = np.array([sh.s for sh in lattice_shells(lattice, smax)])
-        if s_all.size == 0:
-            return None
-        qp = 2.0 * math.pi * np.sqrt(s_all) / a
-        j = np.argmin(np.abs(qo[:, None] - qp[None, :]), axis=1)
-        d = np.abs(qo - qp[j]) / qo
-        tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
-        ok = d < tol
-        # One ring explains one observed peak: the nearest wins.
-        for jj in np.unique(j[ok]):
-            idx = np.nonzero(ok & (j == jj))[0]
-            if idx.size > 1:
-                bestk = idx[np.argmin(d[idx])]
-                ok[idx[idx != bestk]] = False
-        if ok.sum() == 0:
-            return None
-        a_new, a_err, _ = _wls_a(qo[ok], None if qerr is None else qerr[ok], s_all[j[ok]])
-        if abs(a_new - a) < 1e-9 * a:
-            a = a_new
-            break
-        a = a_new
-    refl = reflections(lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq)
-    qp = np.array([r.q_nm for r in refl])
+def _match(qo: np.ndarray, qp: np.ndarray, tol: np.ndarray):
+    """Nearest ring j of each peak, relative offsets d and which peaks it explains (one
+    ring explains one peak: the nearest wins)."""
     j = np.argmin(np.abs(qo[:, None] - qp[None, :]), axis=1)
     d = (qo - qp[j]) / qo
-    tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
     ok = np.abs(d) < tol
-    for jj in np.unique(j[ok]):
-        idx = np.nonzero(ok & (j == jj))[0]
-        if idx.size > 1:
-            bestk = idx[np.argmin(np.abs(d[idx]))]
-            ok[idx[idx != bestk]] = False
+    jo = j[ok].tolist()
+    if len(jo) > 1 and len(set(jo)) < len(jo):
+        for jj in set(jo):
+            idx = np.nonzero(ok & (j == jj))[0]
+            if idx.size > 1:
+                bestk = idx[np.argmin(np.abs(d[idx]))]
+                ok[idx[idx != bestk]] = False
+    return j, d, ok
+
+
+def _refine_a(lattice, a0, qo, qerr, tol, rel_tol, q_hi):
+    """a refined from a0 by matching positions only (no intensities: cheap), or None."""
+    a = a0
+    for _ in range(3):
+        s_all = _ring_s(lattice, (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2)
+        if s_all.size == 0:
+            return None
+        j, _, ok = _match(qo, 2.0 * math.pi * np.sqrt(s_all) / a, tol)
+        if not ok.any():
+            return None
+        a_new, _, _ = _wls_a(qo[ok], None if qerr is None else qerr[ok], s_all[j[ok]])
+        if abs(a_new - a) < 1e-9 * a:
+            return a_new
+        a = a_new
+    return a
+
+
+def _blends(qo, qp, ok, fwhm):
+    """Unexplained peaks with rings inside their half width (a blend of overlapping rings
+    the free fit merged) and the rings they cover."""
+    if fwhm is None or ok.all():
+        return np.zeros(qo.size, bool), set()
+    inside = (np.abs(qp[None, :] - qo[:, None]) < 0.5 * fwhm[:, None]) & ~ok[:, None]
+    return inside.any(axis=1), set(np.nonzero(inside.any(axis=0))[0].tolist())
+
+
+def _margin(fwhm) -> float:
+    return float(np.median(fwhm)) if fwhm is not None and np.size(fwhm) else 0.0
+
+
+def _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin=None):
+    # A ring closer than one peak width to either end of the data cannot be seen whole:
+    # it is neither evidence for nor against the lattice.
+    if margin is None:
+        margin = _margin(fwhm)
+    return (qp >= q_lo * (1 - rel_tol) + margin) & (qp <= q_hi * (1 + rel_tol) - margin)
+
+
+def _cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> float:
+    """A lower bound of :func:`_evaluate`'s cost at refined ``a`` from positions alone:
+    its position, unexplained-peak and simplicity terms (the intensity, absent-ring and
+    plausibility terms it leaves out are >= 0)."""
+    s_all = _ring_s(lattice, (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2)
+    qp = 2.0 * math.pi * np.sqrt(s_all) / a
+    _, d, ok = _match(qo, qp, tol)
+    nex = int(ok.sum())
+    if nex == 0:
+        return math.inf
+    blend, _ = _blends(qo, qp, ok, fwhm)
+    nb = float(blend.sum())
+    return (float(np.mean((d[ok] / tol[ok]) ** 2)) + 2.0 * (qo.size - nex - nb) + 0.5 * nb
+            + 0.01 * float(_in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin).sum()) + 0.001 * LATTICES.index(lattice))
+
+
+def _evaluate(lattice, a, qo, qerr, areas, area_err, edge, kind, rel_tol, q_lo, q_hi, aligned_opt, poly=0.0, pq=None, fwhm=None,
+              margin=None, det_err=None, worse_than=math.inf):
+    """Score the lattice at ``a`` (refined by :func:`_refine_a`): a :class:`Candidate`, or
+    None when nothing matches or the cost is not below ``worse_than``."""
+    n = qo.size
+    tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
+    shells, s_arr, qp, wpred = _reflection_arrays(lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq)
+    j, d, ok = _match(qo, qp, tol)
     nex = int(ok.sum())
     if nex == 0:
         return None
-    s = np.array([refl[jj].s for jj in j[ok]])
+    s = s_arr[j[ok]]
     a, a_err, _ = _wls_a(qo[ok], None if qerr is None else qerr[ok], s)
     terms: dict[str, float] = {}
     terms["positions"] = float(np.mean((d[ok] / tol[ok]) ** 2))
     # A peak off every ring but with rings inside its half width is a blend of
     # overlapping rings (the free fit merged them): half a penalty, and its rings are
     # not counted as absent.
-    used = set(j[ok].tolist())
-    blend = np.zeros(n, bool)
-    if fwhm is not None:
-        for i in np.nonzero(~ok)[0]:
-            inside = np.nonzero(np.abs(qp - qo[i]) < 0.5 * fwhm[i])[0]
-            if inside.size:
-                blend[i] = True
-                used.update(inside.tolist())
+    blend, covered = _blends(qo, qp, ok, fwhm)
+    used = set(j[ok].tolist()) | covered
     terms["unexplained"] = 2.0 * float(n - nex - blend.sum()) + 0.5 * float(blend.sum())
-    wpred = np.array([r.weight for r in refl])
-    # A ring closer than one peak width to either end of the data cannot be seen whole:
-    # it is neither evidence for nor against the lattice.
-    margin = float(np.median(fwhm)) if fwhm is not None and np.size(fwhm) else 0.0
-    in_range = (qp >= q_lo * (1 - rel_tol) + margin) & (qp <= q_hi * (1 + rel_tol) - margin)
-    absent_idx = [k for k in range(len(refl)) if in_range[k] and k not in used]
+    in_range = _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin)
+    absent_idx = [k for k in np.nonzero(in_range)[0].tolist() if k not in used]
     w_obs = wpred[j[ok]]
     if areas is not None and np.all(np.isfinite(areas[ok])) and np.all(areas[ok] > 0):
         lr = np.log(areas[ok]) - np.log(np.maximum(w_obs, 1e-300))
         scale = float(np.exp(np.mean(lr)))
         terms["intensities"] = 2.0 * float(np.var(lr)) if nex > 1 else 0.0
         det = 0.3 * float(np.min(areas[ok]))
-        if area_err is not None and np.any(np.isfinite(area_err)):
-            det = min(det, 3.0 * float(np.nanmedian(area_err)))
+        if det_err is None and area_err is not None and np.any(np.isfinite(area_err)):
+            det_err = 3.0 * float(np.nanmedian(area_err))
+        if det_err is not None:
+            det = min(det, det_err)
         det = max(det, 1e-300)
         pred_abs = scale * wpred[absent_idx]
     else:
@@ -1024,12 +1248,19 @@ def _evaluate(lattice, a0, qo, qerr, areas, area_err, edge, kind, rel_tol, q_lo,
     # Simplicity: fewer predicted rings in range (de Wolff's idea), then lattice order.
     terms["simplicity"] = 0.01 * float(in_range.sum()) + 0.001 * LATTICES.index(lattice)
     cost = float(sum(terms.values()))
+    if cost >= worse_than:
+        return None
+
+    def refl(k: int) -> Reflection:
+        sh = shells[k]
+        return Reflection(sh.hkl, sh.s, float(qp[k]), sh.multiplicity, float(wpred[k]))
+
     assign: list[tuple[int, int, int] | None] = [None] * n
     s_as: list[float | None] = [None] * n
     for i in range(n):
         if ok[i]:
-            assign[i] = refl[j[i]].hkl
-            s_as[i] = refl[j[i]].s
+            assign[i] = shells[j[i]].hkl
+            s_as[i] = shells[j[i]].s
     return Candidate(
         lattice=lattice,
         a_nm=float(a),
@@ -1039,8 +1270,8 @@ def _evaluate(lattice, a0, qo, qerr, areas, area_err, edge, kind, rel_tol, q_lo,
         terms=terms,
         assignment=tuple(assign),
         s_assigned=tuple(s_as),
-        predicted=tuple(r for r, ir in zip(refl, in_range) if ir),
-        absent=tuple(refl[k] for k in absent_idx),
+        predicted=tuple(refl(k) for k in np.nonzero(in_range)[0].tolist()),
+        absent=tuple(refl(k) for k in absent_idx),
         unexplained_q_nm=tuple(float(x) for x in qo[~ok]),
         aligned=aligned,
         nn_distance_nm=float(nn),
@@ -1128,21 +1359,33 @@ def index_peaks(
     q_hi = max(q_hi, float(qs[-1]))
     pq = _p_table(edge_nm, polydispersity, q_hi * (1 + 3 * rel_tol)) if edge_nm is not None else None
     best_per: dict[str, Candidate] = {}
+    tol = np.full(qs.size, rel_tol) if qe is None else np.maximum(rel_tol, 4.0 * qe / qs)
+    margin = _margin(fw)
+    det_err = 3.0 * float(np.nanmedian(ae)) if ae is not None and np.any(np.isfinite(ae)) else None
     for lat in lattices:
         shells = lattice_shells(lat, 400.0)[:10]
-        tried: list[float] = []
+        # Every hypothesis refined on positions alone, then scored in the order of its
+        # position-only cost floor; one whose floor is no better than the best score so far
+        # cannot win and is not scored (a shortcut that leaves the result unchanged).
+        hyps: list[tuple[float, float]] = []
+        seen: list[float] = []
         for qi in qs[: min(2, qs.size)]:
             for sh in shells:
                 a0 = 2.0 * math.pi * math.sqrt(sh.s) / qi
-                if any(abs(a0 - t) < 1e-3 * a0 for t in tried):
+                if any(abs(a0 - t) < 1e-3 * a0 for t in seen):
                     continue
-                tried.append(a0)
-                cand = _evaluate(lat, a0, qs, qe, ar, ae, edge_nm, kind, rel_tol, q_lo, q_hi, aligned, polydispersity, pq, fw)
-                if cand is None:
+                seen.append(a0)
+                a = _refine_a(lat, a0, qs, qe, tol, rel_tol, q_hi)
+                if a is None or any(abs(a - h[1]) < 1e-9 * a for h in hyps):
                     continue
-                tried.append(cand.a_nm)
-                if lat not in best_per or cand.cost < best_per[lat].cost:
-                    best_per[lat] = cand
+                hyps.append((_cost_floor(lat, a, qs, tol, rel_tol, q_lo, q_hi, fw, margin), a))
+        for floor, a in sorted(hyps):
+            if lat in best_per and floor >= best_per[lat].cost:
+                break
+            cand = _evaluate(lat, a, qs, qe, ar, ae, edge_nm, kind, rel_tol, q_lo, q_hi, aligned, polydispersity, pq, fw,
+                             margin, det_err, best_per[lat].cost if lat in best_per else math.inf)
+            if cand is not None:
+                best_per[lat] = cand
     # Back to the input order of the peaks.
     cands = []
     for c in best_per.values():
@@ -1688,6 +1931,7 @@ class PeakAnalysis:
             "peak_shape": self.peakfit.shape if self.peakfit else None,
             "shape_criterion": "BIC = chi2 + k ln n",
             "shape_bic": dict(self.peakfit.bic) if self.peakfit else None,
+            "shape_not_fitted": dict(self.peakfit.not_fitted) if self.peakfit else None,
             "free_fit_chi2_red": self.peakfit.chi2_red if self.peakfit else None,
             "lattice_fit": None
             if lf is None
@@ -1802,7 +2046,7 @@ def analyze_peaks(
     if found.q_nm.size == 0:
         notes.append(f"no peak above {threshold:g} sigma: nothing ordered")
         return PeakAnalysis(peakfit=None, indexing=None, latticefit=None, notes=tuple(notes), **empty)
-    pf = fit_peaks(cv, found, shapes=shapes, threshold=threshold)
+    pf = fit_peaks(cv, found, shapes=shapes, threshold=threshold, instrument_fwhm_inv_nm=instrument_fwhm_inv_nm)
     qs = np.array([p.q_nm for p in pf.peaks])
     qe = np.array([p.q_err_nm for p in pf.peaks])
     ar = np.array([p.area for p in pf.peaks])
