@@ -820,16 +820,23 @@ def _fit_shape(q, y, sig, base, t, shape, c0, a0, w0, eta0=0.5, wg0=None, wmax=N
         w = np.array([v[k] for k in wnames])[:, None]
         return v, c, a, w
 
-    def resid(p):
+    def profiles(p):
+        # MINPACK asks for the Jacobian at the point whose residual it just took: the
+        # profiles (and their derivatives) of the last point are reused.
         v, c, a, w = unpack(p)
-        f, dc, dw, dsh = _profiles(q[None, :] - c, shape, w, v.get("eta", 0.5), v.get("wg", 0.0))
+        key = tuple(v.values())
+        if cache.get("key") != key:
+            cache["key"] = key
+            cache["d"] = _profiles(q[None, :] - c, shape, w, v.get("eta", 0.5), v.get("wg", 0.0))
+        return v, a, cache["d"]
+
+    def resid(p):
+        v, a, (f, _, _, _) = profiles(p)
         bl = base * (v["b0"] + v["b1"] * t + v["b2"] * t * t)
-        cache["d"] = (a, f, dc, dw, dsh)
         return (bl + np.sum(a * f, axis=0) - y) * isig
 
     def jac(p):
-        v, c, a, w = unpack(p)
-        f, dc, dw, dsh = _profiles(q[None, :] - c, shape, w, v.get("eta", 0.5), v.get("wg", 0.0))
+        v, a, (f, dc, dw, dsh) = profiles(p)
         cols = {"b0": base, "b1": base * t, "b2": base * t * t}
         for i in range(n):
             cols[cnames[i]] = a[i] * dc[i]
@@ -847,6 +854,7 @@ def _fit_shape(q, y, sig, base, t, shape, c0, a0, w0, eta0=0.5, wg0=None, wmax=N
             if k in pars:
                 pars[k].set(value=par.value)
     res = _minimize(resid, pars, "free-peak fit", jac, covar)
+    res.jac_fn = jac
     return res, resid
 
 
@@ -875,8 +883,9 @@ def fit_peaks(
     ``threshold``) are added and peaks with area below ``min_area_snr`` standard errors
     dropped; then every shape in ``shapes`` is refitted from that solution and the one with
     the lowest BIC = chi^2 + k ln n (error bars taken as known) is kept. When the
-    pseudo-Voigt's eta ends on 0 or 1, the opposite pure shape is not fitted (its chi^2
-    cannot be lower than the pure shape eta reached; ``not_fitted`` says so). With
+    pseudo-Voigt's eta is well determined and within a standard error of 0 or 1, the
+    opposite pure shape is not fitted (its chi^2 cannot be lower than the pseudo-Voigt's,
+    which the pure shape at that bound matches; ``not_fitted`` says so). With
     ``instrument_fwhm_inv_nm`` the Voigt's Gaussian FWHM is fixed to it (the resolution),
     else fitted (one value for all peaks). Standard errors come from the analytic
     Jacobian at the solution, (J^T J)^-1, scaled by sqrt(chi^2_red) when that exceeds 1.
@@ -934,7 +943,7 @@ def fit_peaks(
         raise FitError(f"{curve.name or 'curve'}: no significant peak left after fitting")
     n = q.size
     if res is None or len(res.params) != 3 * c.size + 4:  # the last round changed the peaks
-        res, _ = _fit_shape(q, y, sig, base, t, "pvoigt", c, a, w, eta)
+        res, resid = _fit_shape(q, y, sig, base, t, "pvoigt", c, a, w, eta)
         nfev += res.nfev
         c, a, w = _unpack(res, c.size, "pvoigt")
         eta = res.params["eta"].value
@@ -942,21 +951,26 @@ def fit_peaks(
     not_fitted: dict[str, str] = {}
     if "pvoigt" in shapes:
         fits["pvoigt"] = res
-    # The pseudo-Voigt holds both pure shapes (eta = 0, 1). Ending on a bound it is that
-    # pure shape (same chi^2, one parameter fewer), and the opposite pure shape, whose
-    # chi^2 cannot be lower, cannot beat it on BIC: that fit is not run.
-    at = {"gauss": eta <= 1e-6, "lorentz": eta >= 1.0 - 1e-6}
+    # The pseudo-Voigt holds both pure shapes (eta = 0, 1). When its eta is well
+    # determined and at a bound (within one standard error), that pure shape fits as well
+    # with one parameter fewer, and the opposite pure shape, whose chi^2 cannot be below
+    # the pseudo-Voigt's, cannot beat it on BIC: that fit is not run.
+    eta_err = res.params["eta"].stderr
+    eta_err = float(eta_err) if eta_err is not None and np.isfinite(eta_err) else math.inf
+    tol = max(eta_err, 1e-6) if eta_err < 0.1 else -1.0
+    at = {"gauss": eta <= tol, "lorentz": 1.0 - eta <= tol}
     other = {"gauss": "lorentz", "lorentz": "gauss"}
     for shape in ("gauss", "lorentz"):
         if shape not in shapes:
             continue
         if at[other[shape]] and other[shape] in shapes:
             not_fitted[shape] = (
-                f"not fitted: the pseudo-Voigt went to eta = {eta:.0f} ({other[shape]}), "
-                f"and a {shape} cannot have a lower chi^2"
+                f"not fitted: the pseudo-Voigt's eta = {eta:.4f} +/- {eta_err:.2g} is at the "
+                f"{other[shape]} bound, and a {shape} cannot have a lower chi^2"
             )
             continue
-        r2, _ = _fit_shape(q, y, sig, base, t, shape, c, a, w, eta, start=res.params if at[shape] else None)
+        # from the pseudo-Voigt's solution (a few steps when eta is at this shape's bound)
+        r2, _ = _fit_shape(q, y, sig, base, t, shape, c, a, w, eta, start=res.params)
         nfev += r2.nfev
         fits[shape] = r2
     if "voigt" in shapes:
@@ -1103,12 +1117,14 @@ def _wls_a(qo, qerr, s):
         wt = np.ones_like(qo)
     else:
         wt = 1.0 / np.maximum(qerr, 1e-12) ** 2
-    u = np.sum(wt * qo * k) / np.sum(wt * k * k)
+    wk = wt * k
+    skk = float(np.dot(wk, k))
+    u = float(np.dot(wk, qo)) / skk
     res = qo - u * k
     dof = qo.size - 1
-    var_u = 1.0 / np.sum(wt * k * k)
+    var_u = 1.0 / skk
     if dof > 0:
-        s2 = np.sum(wt * res * res) / dof
+        s2 = float(np.dot(wt * res, res)) / dof
         var_u *= s2 if qerr is None else max(s2, 1.0)
     elif qerr is None:
         var_u = float("nan")
@@ -1142,7 +1158,10 @@ def _refine_a(lattice, a0, qo, qerr, tol, rel_tol, q_hi):
         j, _, ok = _match(qo, 2.0 * math.pi * np.sqrt(s_all) / a, tol)
         if not ok.any():
             return None
-        a_new, _, _ = _wls_a(qo[ok], None if qerr is None else qerr[ok], s_all[j[ok]])
+        # a of the weighted least squares of _wls_a (its error is not needed here)
+        k = np.sqrt(s_all[j[ok]])
+        wt = 1.0 if qerr is None else 1.0 / np.maximum(qerr[ok], 1e-12) ** 2
+        a_new = 2.0 * math.pi * float(np.dot(wt * k, k)) / float(np.dot(wt * qo[ok], k))
         if abs(a_new - a) < 1e-9 * a:
             return a_new
         a = a_new
@@ -1718,24 +1737,36 @@ def lattice_parameters(
     return p
 
 
-def lattice_residual(q, y, sig, base, shells, width_model, instrument_fwhm):
-    """Residual (params -> (model - y)/sigma) and analytic Jacobian of the lattice-tied model."""
+def lattice_residual(q, y, sig, base, shells, width_model, instrument_fwhm, analytic_jac: bool = True):
+    """Residual (params -> (model - y)/sigma) and analytic Jacobian of the lattice-tied model.
+
+    With ``analytic_jac`` False the residual computes the model alone (for a fit with
+    finite-difference derivatives, which never asks for the Jacobian)."""
     t = _tpoly(q)
     ks = np.array([2.0 * math.pi * math.sqrt(r.s) for r in shells])
     isig = 1.0 / sig
     wg = float(instrument_fwhm)
     n = len(shells)
 
-    def _call(p, want):
+    last: dict[str, Any] = {}
+
+    def _call(p):
+        # Model and derivatives together, kept for the Jacobian MINPACK asks for next at
+        # the same point (one profile evaluation, with its Faddeeva function, per step).
         v = p.valuesdict()
-        areas = [v[f"A{i}"] for i in range(n)]
-        return _lattice_eval(q, t, base, v["a"], v["w0"], v["slope"], width_model, wg, ks, areas, (v["b0"], v["b1"], v["b2"]), want)
+        key = tuple(v.values())
+        if last.get("key") != key:
+            areas = [v[f"A{i}"] for i in range(n)]
+            last["key"] = key
+            last["mc"] = _lattice_eval(q, t, base, v["a"], v["w0"], v["slope"], width_model, wg, ks, areas,
+                                       (v["b0"], v["b1"], v["b2"]), analytic_jac)
+        return last["mc"]
 
     def resid(p):
-        return (_call(p, False)[0] - y) * isig
+        return (_call(p)[0] - y) * isig
 
     def jac(p):
-        cols = _call(p, True)[1]
+        cols = _call(p)[1]
         names = [k for k, par in p.items() if par.vary]
         return np.column_stack([cols[k] for k in names]) * isig[:, None]
 

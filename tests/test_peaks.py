@@ -300,3 +300,92 @@ def test_bad_inputs_raise_clear_errors():
         coherence_length(0.01, instrument_fwhm=0.02, shape="gauss")
     ix = index_peaks([0.55])
     assert ix.best is None and "fewer than two" in ix.notes[0]
+
+
+# ----------------------------------------------------------------- fit engine internals
+def test_faddeeva_tails_match_scipy_and_their_derivative():
+    # The asymptotic series used far from the peaks against scipy's wofz (w) and against
+    # w' = -2 z w + 2i/sqrt(pi) where that formula is still accurate (|z| near the switch).
+    from scipy import special
+
+    from saxsred.peaks import _wofz_with_derivative
+
+    rng = np.random.default_rng(4)
+    z = rng.uniform(-300, 300, 20000) + 1j * rng.uniform(1e-4, 80, 20000)
+    w, dw = _wofz_with_derivative(z)
+    ref = special.wofz(z)
+    assert np.max(np.abs(w - ref) / np.abs(ref)) < 1e-10
+    r, th = rng.uniform(12, 20, 20000), rng.uniform(1e-3, np.pi - 1e-3, 20000)
+    z2 = r * np.exp(1j * th)
+    _, d2 = _wofz_with_derivative(z2)
+    dref = -2 * z2 * special.wofz(z2) + 2j / np.sqrt(np.pi)
+    assert np.max(np.abs(d2 - dref) / np.abs(dref)) < 1e-8
+
+
+def _rings(shape_fn, centres=(0.6, 0.85, 1.1, 1.3), fwhm=0.03, seed=0):
+    rng = np.random.default_rng(seed)
+    q = np.linspace(0.45, 1.45, 800)
+    y = 1.0 + sum(0.05 * shape_fn(q - c, fwhm) for c in centres)
+    sig = 0.005 * y
+    return Curve(q, y + rng.normal(0, 1, q.size) * sig, sig, name="rings")
+
+
+@pytest.mark.parametrize("shape, skipped", [("lorentz", "gauss"), ("gauss", "lorentz")])
+def test_pure_shape_chosen_and_the_opposite_pure_shape_not_fitted(shape, skipped):
+    from saxsred.peaks import find_peaks, fit_peaks, gauss_profile, lorentz_profile
+
+    fn = lorentz_profile if shape == "lorentz" else gauss_profile
+    cv = _rings(fn)
+    pf = fit_peaks(cv, find_peaks(cv, flat_baseline=True))
+    assert pf.shape == shape
+    assert len(pf.peaks) == 4
+    # eta went to the pure shape's bound: the pseudo-Voigt and that shape have the same
+    # chi^2 (to the last step of eta onto its bound), so their BICs differ by ln n
+    n = pf.q_nm.size
+    assert pf.bic["pvoigt"] - pf.bic[shape] == pytest.approx(math.log(n), abs=0.5)
+    assert skipped not in pf.bic and "cannot have a lower chi^2" in pf.not_fitted[skipped]
+    for p in pf.peaks:
+        assert p.fwhm_inv_nm == pytest.approx(0.03, rel=0.03)
+        assert np.isfinite(p.q_err_nm) and p.q_err_nm > 0
+
+
+def test_mixed_shape_fits_every_shape():
+    from saxsred.peaks import find_peaks, fit_peaks, pvoigt_profile
+
+    cv = _rings(lambda x, f: pvoigt_profile(x, f, 0.5))
+    pf = fit_peaks(cv, find_peaks(cv, flat_baseline=True))
+    assert set(pf.bic) == {"gauss", "lorentz", "pvoigt", "voigt"} and not pf.not_fitted
+    assert pf.shape in ("pvoigt", "voigt")
+
+
+def test_finder_splits_two_overlapping_rings_a_coarse_scale_merges():
+    # SC rings N = 5 and 6 are 0.12 nm^-1 apart with FWHM 0.04: the coarse wavelet sees one
+    # broad peak, the finer scale two with a deep dip between them.
+    from saxsred.peaks import find_peaks
+
+    a = 11.4
+    q1 = 2 * math.pi / a
+    q = np.linspace(0.6 * q1, 3.12 * q1, 1000)
+    s = bragg_structure_factor(q, "SC", a, 166.0, None, aligned=False, amplitude=0.3, instrument_fwhm_inv_nm=0.005)
+    sig = 0.01 * s
+    cv = Curve(q, s + np.random.default_rng(0).normal(0, 1, q.size) * sig, sig)
+    fp = find_peaks(cv, flat_baseline=True)
+    truth = q1 * np.sqrt([1, 2, 3, 4, 5, 6, 8, 9])
+    found = np.sort(fp.q_nm)
+    assert found.size == 8
+    assert np.all(np.abs(found - truth) < 0.01)
+
+
+def test_indexer_pruning_leaves_the_result_unchanged(monkeypatch):
+    # The position-only cost floor skips hypotheses that cannot win; scoring every
+    # hypothesis (floor forced to -inf) must give the same candidates.
+    import saxsred.peaks as P
+
+    q = np.array([0.551, 0.7795, 0.9546, 1.1023, 1.2324, 1.3501, 1.5589])
+    kw = dict(q_err=np.full(q.size, 5e-4), areas=np.array([5, 4, 1, 2, 3, 2, 1.0]),
+              area_err=np.full(q.size, 0.1), fwhm=np.full(q.size, 0.04), q_range=(0.3, 1.7))
+    fast = index_peaks(q, **kw)
+    monkeypatch.setattr(P, "_cost_floor", lambda *a, **k: -math.inf)
+    slow = index_peaks(q, **kw)
+    assert [(c.lattice, c.a_nm, c.cost) for c in fast.candidates] == [(c.lattice, c.a_nm, c.cost) for c in slow.candidates]
+    assert fast.best.lattice == "SC"
