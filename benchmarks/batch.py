@@ -89,15 +89,13 @@ def make_frames(root: Path, n: int, shape: tuple[int, int], distinct: int = 6) -
     return paths
 
 
-def bare_loop(root: Path, paths: list[Path], warm: bool = True) -> float:
-    """fabio + pyFAI integrate1d with the same corrections, no writing; returns seconds
-    (with ``warm``, the engine is built on the first frame before the clock starts)."""
+def _bare_setup(root: Path):
+    """The bare contender: fabio + pyFAI integrate1d with the same corrections, no writing."""
     import fabio
     from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
     from saxsred.geometry import load_poni
 
-    t0 = time.perf_counter()
     geo = load_poni(root / "geo.poni")
     ai: AzimuthalIntegrator = geo.integrator()
     mask = fabio.open(str(root / "mask.edf")).data != 0
@@ -113,6 +111,14 @@ def bare_loop(root: Path, paths: list[Path], warm: bool = True) -> float:
                        correctSolidAngle=True, polarization_factor=0.99, error_model="poisson",
                        normalization_factor=norm, dummy=float(h["Dummy"]), delta_dummy=float(h["DDummy"]))
 
+    return one
+
+
+def bare_loop(root: Path, paths: list[Path], warm: bool = True) -> float:
+    """Seconds of the bare loop over ``paths`` (with ``warm``, the engine is built on the
+    first frame before the clock starts)."""
+    t0 = time.perf_counter()
+    one = _bare_setup(root)
     if warm:
         one(paths[0])
         t0 = time.perf_counter()
@@ -123,10 +129,12 @@ def bare_loop(root: Path, paths: list[Path], warm: bool = True) -> float:
 
 def _bare_half(root: str, paths: list[str], ready, go, done) -> None:
     """One of two bare loops run side by side (the machine's own scaling, no dask)."""
-    bare_loop(Path(root), [Path(p) for p in paths[:1]])  # imports and engine, untimed
+    one = _bare_setup(Path(root))
+    one(Path(paths[0]))  # imports and engine, untimed
     ready.set()
     go.wait()
-    bare_loop(Path(root), [Path(p) for p in paths])
+    for p in paths:
+        one(Path(p))
     done.put(time.perf_counter())
 
 
