@@ -583,9 +583,10 @@ def reduce_input(ident: str, path: str, spec: ReduceSpec) -> dict[str, Any]:
             if red is None:
                 red = reducers[geo] = Reducer(geo, spec.corrections)
             curve = red.reduce(frame)
-            for p in write_curves([curve], spec.outdir, spec.formats):
+            sums: dict[str, str] = {}
+            for p in write_curves([curve], spec.outdir, spec.formats, sums):
                 rel = _rel(p, spec.root)
-                outputs.append({"path": rel, "checksum": prov_mod.file_checksum(p), "frame": frame.index})
+                outputs.append({"path": rel, "checksum": sums[p], "frame": frame.index})
                 curves.setdefault(curve.name, rel)
         if not outputs:
             raise InputError(f"{path}: no frame was read (frame selection {spec.frames}); check the file and 'frames'")

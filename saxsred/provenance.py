@@ -43,6 +43,11 @@ def array_checksum(arr: np.ndarray) -> str:
     return f"xxh3:{h.hexdigest()}"
 
 
+def bytes_checksum(data: bytes | bytearray | memoryview) -> str:
+    """Checksum of bytes, equal to :func:`file_checksum` of a file holding them."""
+    return f"xxh3:{xxhash.xxh3_128_hexdigest(data)}"
+
+
 def text_checksum(text: str) -> str:
     """Checksum of a string (XXH3-128)."""
     return f"xxh3:{xxhash.xxh3_128_hexdigest(text.encode())}"

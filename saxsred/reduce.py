@@ -883,8 +883,11 @@ def reduce_files(paths: Sequence[str], job: ReduceJob) -> ReduceOutput:
     return ReduceOutput(tuple(curves), verdicts, water_cal, bg_curve)
 
 
-def write_curves(curves: Sequence[Curve], outdir: str, formats: Sequence[str] = ("h5", "dat")) -> list[str]:
-    """Write each curve as ``outdir/<name>.h5`` (NXcanSAS) and ``outdir/<name>.dat`` (atomic)."""
+def write_curves(
+    curves: Sequence[Curve], outdir: str, formats: Sequence[str] = ("h5", "dat"), checksums: dict[str, str] | None = None
+) -> list[str]:
+    """Write each curve as ``outdir/<name>.h5`` (NXcanSAS) and ``outdir/<name>.dat`` (atomic);
+    ``checksums`` receives {path: checksum} of what was written."""
     from pathlib import Path
 
     from .io.curves import write_dat, write_nxcansas
@@ -894,9 +897,9 @@ def write_curves(curves: Sequence[Curve], outdir: str, formats: Sequence[str] = 
     for cv in curves:
         prov_json = prov_mod.to_json(cv.provenance, indent=None)  # once for both files
         if "h5" in formats:
-            written.append(str(write_nxcansas(cv, out / f"{cv.name}.h5", prov_json=prov_json)))
+            written.append(str(write_nxcansas(cv, out / f"{cv.name}.h5", prov_json=prov_json, checksums=checksums)))
         if "dat" in formats:
-            written.append(str(write_dat(cv, out / f"{cv.name}.dat", prov_json=prov_json)))
+            written.append(str(write_dat(cv, out / f"{cv.name}.dat", prov_json=prov_json, checksums=checksums)))
     return written
 
 

@@ -533,3 +533,18 @@ def test_memory_is_flat_from_100_to_1000_frames(tmp_path):
         assert res[n]["counts"] == {"done": n, "skipped": 0, "failed": 0}
     print(f"peak RSS: 100 frames {res[100]['rss_mb']:.1f} MB, 1000 frames {res[1000]['rss_mb']:.1f} MB")
     assert res[1000]["rss_mb"] <= 1.2 * res[100]["rss_mb"]
+
+
+def test_checksums_of_written_bytes_equal_the_files(tmp_path):
+    # The runner records output checksums from the bytes it wrote (no read-back).
+    from saxsred.curve import Curve
+    from saxsred.provenance import file_checksum
+    from saxsred.reduce import write_curves
+
+    q = np.linspace(0.1, 2.0, 50)
+    cv = Curve(q, 1.0 / (1 + q**2), 0.01 * np.ones_like(q), name="c1", provenance={"steps": [{"step": "test"}]})
+    sums: dict[str, str] = {}
+    paths = write_curves([cv], str(tmp_path), ("h5", "dat"), sums)
+    assert len(paths) == 2 and set(sums) == set(paths)
+    for p in paths:
+        assert sums[p] == file_checksum(p)

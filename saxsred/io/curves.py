@@ -210,10 +210,13 @@ def _q_strings(q: np.ndarray) -> list[str]:
     return out
 
 
-def write_dat(curve: Curve, path: str | os.PathLike, prov_json: str | None = None) -> Path:
+def write_dat(
+    curve: Curve, path: str | os.PathLike, prov_json: str | None = None, checksums: dict[str, str] | None = None
+) -> Path:
     """Write a 3-column text file (q nm^-1, I, sigma) with a commented provenance header.
 
     ``prov_json``: the curve's provenance already serialised (``to_json(..., indent=None)``).
+    ``checksums``: receives {path: checksum of the bytes written} (no read-back).
     """
     p = Path(path)
     lines = [
@@ -232,9 +235,12 @@ def write_dat(curve: Curve, path: str | os.PathLike, prov_json: str | None = Non
     cells[1::3] = curve.intensity.tolist()
     cells[2::3] = curve.sigma.tolist()
     body = ("%s %.8e %.8e\n" * n) % tuple(cells)
+    data = ("\n".join(lines) + "\n" + body).encode("utf-8")
     with atomic_path(p) as tmp:
-        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("\n".join(lines) + "\n" + body)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    if checksums is not None:
+        checksums[str(p)] = prov_mod.bytes_checksum(data)
     return p
 
 
@@ -325,7 +331,11 @@ def _nx_image(n: int, iunit: str, title: bytes, run: bytes, geo: dict, prov_len:
 
 
 def write_nxcansas(
-    curve: Curve, path: str | os.PathLike, title: str | None = None, prov_json: str | None = None
+    curve: Curve,
+    path: str | os.PathLike,
+    title: str | None = None,
+    prov_json: str | None = None,
+    checksums: dict[str, str] | None = None,
 ) -> Path:
     """Write an NXcanSAS (v1.1) HDF5 file readable by SasView/sasdata.
 
@@ -352,6 +362,8 @@ def write_nxcansas(
     with atomic_path(p) as tmp:
         with open(tmp, "wb") as fh:
             fh.write(img)
+    if checksums is not None:
+        checksums[str(p)] = prov_mod.bytes_checksum(img)
     return p
 
 
