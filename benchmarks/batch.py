@@ -200,7 +200,7 @@ def main() -> None:  # run under __main__: dask spawns its workers
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--shape", type=int, nargs=2, default=(1043, 981))
-    ap.add_argument("--repeat", type=int, default=3, help="best of R timings of each contender")
+    ap.add_argument("--repeat", type=int, default=5, help="best of R timings of each contender")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="saxsred-batch-") as tmp:
         root = Path(tmp)
