@@ -34,7 +34,9 @@ import glob as glob_mod
 import json
 import os
 import re
+import signal
 import sys
+import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -831,6 +833,8 @@ class _Context:
     def record(self, rec: dict[str, Any], step: str | None = None) -> None:
         self.report.add(rec)
         self.journal.write(rec)
+        if _STOP.is_set():  # see _stoppable: the unit is recorded, the run stops here
+            raise KeyboardInterrupt
         if rec.get("status") == "failed":
             self.failed_units.setdefault(rec.get("step", step or ""), set()).add(rec.get("unit", ""))
         if rec.get("status") in ("done", "skipped"):
@@ -838,6 +842,35 @@ class _Context:
                 self.curves.setdefault(rec["step"], {})[name] = self.out / rel
             for name, rel in (rec.get("results") or {}).items():
                 self.results.setdefault(rec["step"], {})[name] = self.out / rel
+
+
+_STOP = threading.Event()
+
+
+@contextlib.contextmanager
+def _stoppable() -> Iterator[None]:
+    """Ctrl-C (SIGINT) stops a run cleanly, even when it lands in a finalizer.
+
+    The handler raises KeyboardInterrupt as Python's does, and also sets a flag that
+    :meth:`_Context.record` checks after every unit: an interrupt raised inside a
+    ``__del__`` or a weakref callback (h5py, fabio and dask close files and sockets there)
+    is printed and dropped by Python, and the run would otherwise go on to the end.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _STOP.clear()
+
+    def handler(signum: int, frame: Any) -> None:
+        _STOP.set()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        _STOP.clear()
 
 
 def _resolve(base: Path, p: str) -> Path:
@@ -1568,29 +1601,30 @@ def run_recipe(
     info = {"name": rec.name, "file": Path(rec.source).name, "checksum": rec.checksum}
     executor = None
     try:
-        try:
-            todo = [s for s in rec.steps if steps is None or s.name in steps]
-            if any(s.kind == "reduce" for s in todo):
-                executor = _executor(workers, scheduler, client)
-                rep.mode = executor.mode
-            for step in rec.steps:
-                if step not in todo:
-                    _load_previous(ctx, step)
-                elif step.kind == "reduce":
-                    groups = _plan_reduce(ctx, step)
-                    _run_reduce_units(ctx, executor, groups, step.name)
-                else:
-                    _run_later_step(ctx, step)
-            if executor is not None:
-                rep.worker_peak_rss_mb = executor.worker_peak_rss_mb()
-        except KeyboardInterrupt:
-            rep.interrupted = True
-            log("interrupted: finished outputs are kept; rerun to complete the rest")
-        finally:
-            if executor is not None:
-                executor.close()
-            rep.seconds = time.perf_counter() - t0
-            _write_report(ctx, started, info)
+        with _stoppable():
+            try:
+                todo = [s for s in rec.steps if steps is None or s.name in steps]
+                if any(s.kind == "reduce" for s in todo):
+                    executor = _executor(workers, scheduler, client)
+                    rep.mode = executor.mode
+                for step in rec.steps:
+                    if step not in todo:
+                        _load_previous(ctx, step)
+                    elif step.kind == "reduce":
+                        groups = _plan_reduce(ctx, step)
+                        _run_reduce_units(ctx, executor, groups, step.name)
+                    else:
+                        _run_later_step(ctx, step)
+                if executor is not None:
+                    rep.worker_peak_rss_mb = executor.worker_peak_rss_mb()
+            except KeyboardInterrupt:
+                rep.interrupted = True
+                log("interrupted: finished outputs are kept; rerun to complete the rest")
+            finally:
+                if executor is not None:
+                    executor.close()
+                rep.seconds = time.perf_counter() - t0
+                _write_report(ctx, started, info)
     finally:
         journal.close()
     return rep
@@ -1637,19 +1671,20 @@ def reduce_parallel(
     spec = ReduceSpec("reduce", job.corrections, poni, job.frames, str(out), str(out), formats, token, force)
     executor = None
     try:
-        try:
-            executor = _executor(workers, scheduler, client)
-            rep.mode = executor.mode
-            _run_reduce_units(ctx, executor, [(spec, items)], "reduce")
-            rep.worker_peak_rss_mb = executor.worker_peak_rss_mb()
-        except KeyboardInterrupt:
-            rep.interrupted = True
-            log("interrupted: finished outputs are kept; rerun to complete the rest")
-        finally:
-            if executor is not None:
-                executor.close()
-            rep.seconds = time.perf_counter() - t0
-            _write_report(ctx, started, {"name": "reduce", "file": None, "checksum": None})
+        with _stoppable():
+            try:
+                executor = _executor(workers, scheduler, client)
+                rep.mode = executor.mode
+                _run_reduce_units(ctx, executor, [(spec, items)], "reduce")
+                rep.worker_peak_rss_mb = executor.worker_peak_rss_mb()
+            except KeyboardInterrupt:
+                rep.interrupted = True
+                log("interrupted: finished outputs are kept; rerun to complete the rest")
+            finally:
+                if executor is not None:
+                    executor.close()
+                rep.seconds = time.perf_counter() - t0
+                _write_report(ctx, started, {"name": "reduce", "file": None, "checksum": None})
     finally:
         journal.close()
     log(summary_text(rep, "reduce", started))
@@ -1719,81 +1754,82 @@ def watch_recipe(
     last_new = time.monotonic()
     executor = None
     try:
-        try:
-            executor = _executor(workers, scheduler)
-            rep.mode = f"watch/{executor.mode}"
+        with _stoppable():
+            try:
+                executor = _executor(workers, scheduler)
+                rep.mode = f"watch/{executor.mode}"
 
-            def spec_ref(step: Step, ident: str, path: str) -> Any:
-                k = (step.name, *_pairing(step, ident, path))
-                if k not in specs:
-                    specs[k] = executor.share(_make_spec(ctx, step, k[1:]))
-                return specs[k]
+                def spec_ref(step: Step, ident: str, path: str) -> Any:
+                    k = (step.name, *_pairing(step, ident, path))
+                    if k not in specs:
+                        specs[k] = executor.share(_make_spec(ctx, step, k[1:]))
+                    return specs[k]
 
-            while True:
-                now = time.monotonic()
-                ready: list[tuple[Step, str, str, bool]] = []
-                for step in rsteps:
-                    for ident, path in _expand_inputs(step, data_dir)[0]:
-                        try:
-                            st = os.stat(path)
-                        except OSError:
-                            continue
-                        sig = (st.st_size, st.st_mtime_ns)
-                        e = seen.get((step.name, ident))
-                        if e is None or e.sig != sig:
-                            done = e.done if e is not None else None
-                            seen[(step.name, ident)] = _Seen(sig, now, done)
-                            if sig != done:
-                                last_new = now
-                            continue
-                        if e.done == sig or sig[0] == 0 or now - e.since < settle_s:
-                            continue
-                        if e.failed_at == sig:  # did not read at this size: wait for a change
-                            if not e.reported and now - e.since >= corrupt_after_s:
-                                ready.append((step, ident, path, True))
-                            continue
-                        ready.append((step, ident, path, False))
-                if ready:
-                    final = {(s.name, i): last for s, i, _, last in ready}
-                    sigs = {(s.name, i): seen[(s.name, i)].sig for s, i, _, _ in ready}
-                    tasks = (([(i, p)], spec_ref(s, i, p)) for s, i, p, _ in ready)
-                    for res in executor.map_unordered(reduce_inputs, tasks, 2 * executor.nworkers + 2):
-                        for r in [] if isinstance(res, _TaskError) else res:
-                            k = (r["step"], r["unit"])
-                            e = seen[k]
-                            if r["status"] in ("done", "skipped"):
-                                e.done = sigs[k]
-                                ctx.record(r)
-                                nfiles += 1
-                                log(f"{r['status']}: {r['step']}/{r['unit']}")
-                            elif final[k]:
-                                e.reported = True
-                                ctx.record(r)
-                                log(f"FAILED {r['step']}/{r['unit']}: {r.get('reason')}")
-                            else:
-                                e.failed_at = sigs[k]  # probably still being written
-                                rep.retried += 1
-                                log(f"waiting: {r['step']}/{r['unit']} does not read yet ({r.get('reason')})")
-                    rep.seconds = time.perf_counter() - t0
-                    _write_report(ctx, started, info, {"live": True})
-                if max_files is not None and nfiles >= max_files:
-                    break
-                if timeout_s is not None and time.perf_counter() - t0 >= timeout_s:
-                    break
-                waiting = any(e.done != e.sig and not e.reported for e in seen.values())
-                if idle_timeout_s is not None and time.monotonic() - last_new >= idle_timeout_s and not waiting:
-                    break
-                if stop is not None and stop():
-                    break
-                time.sleep(interval_s)
-        except KeyboardInterrupt:
-            rep.interrupted = True
-            log("interrupted: finished outputs are kept")
-        finally:
-            if executor is not None:
-                executor.close()
-            rep.seconds = time.perf_counter() - t0
-            _write_report(ctx, started, info, {"live": True})
+                while True:
+                    now = time.monotonic()
+                    ready: list[tuple[Step, str, str, bool]] = []
+                    for step in rsteps:
+                        for ident, path in _expand_inputs(step, data_dir)[0]:
+                            try:
+                                st = os.stat(path)
+                            except OSError:
+                                continue
+                            sig = (st.st_size, st.st_mtime_ns)
+                            e = seen.get((step.name, ident))
+                            if e is None or e.sig != sig:
+                                done = e.done if e is not None else None
+                                seen[(step.name, ident)] = _Seen(sig, now, done)
+                                if sig != done:
+                                    last_new = now
+                                continue
+                            if e.done == sig or sig[0] == 0 or now - e.since < settle_s:
+                                continue
+                            if e.failed_at == sig:  # did not read at this size: wait for a change
+                                if not e.reported and now - e.since >= corrupt_after_s:
+                                    ready.append((step, ident, path, True))
+                                continue
+                            ready.append((step, ident, path, False))
+                    if ready:
+                        final = {(s.name, i): last for s, i, _, last in ready}
+                        sigs = {(s.name, i): seen[(s.name, i)].sig for s, i, _, _ in ready}
+                        tasks = (([(i, p)], spec_ref(s, i, p)) for s, i, p, _ in ready)
+                        for res in executor.map_unordered(reduce_inputs, tasks, 2 * executor.nworkers + 2):
+                            for r in [] if isinstance(res, _TaskError) else res:
+                                k = (r["step"], r["unit"])
+                                e = seen[k]
+                                if r["status"] in ("done", "skipped"):
+                                    e.done = sigs[k]
+                                    ctx.record(r)
+                                    nfiles += 1
+                                    log(f"{r['status']}: {r['step']}/{r['unit']}")
+                                elif final[k]:
+                                    e.reported = True
+                                    ctx.record(r)
+                                    log(f"FAILED {r['step']}/{r['unit']}: {r.get('reason')}")
+                                else:
+                                    e.failed_at = sigs[k]  # probably still being written
+                                    rep.retried += 1
+                                    log(f"waiting: {r['step']}/{r['unit']} does not read yet ({r.get('reason')})")
+                        rep.seconds = time.perf_counter() - t0
+                        _write_report(ctx, started, info, {"live": True})
+                    if max_files is not None and nfiles >= max_files:
+                        break
+                    if timeout_s is not None and time.perf_counter() - t0 >= timeout_s:
+                        break
+                    waiting = any(e.done != e.sig and not e.reported for e in seen.values())
+                    if idle_timeout_s is not None and time.monotonic() - last_new >= idle_timeout_s and not waiting:
+                        break
+                    if stop is not None and stop():
+                        break
+                    time.sleep(interval_s)
+            except KeyboardInterrupt:
+                rep.interrupted = True
+                log("interrupted: finished outputs are kept")
+            finally:
+                if executor is not None:
+                    executor.close()
+                rep.seconds = time.perf_counter() - t0
+                _write_report(ctx, started, info, {"live": True})
     finally:
         journal.close()
     log(summary_text(rep, rec.name, started))

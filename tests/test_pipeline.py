@@ -548,3 +548,27 @@ def test_checksums_of_written_bytes_equal_the_files(tmp_path):
     assert len(paths) == 2 and set(sums) == set(paths)
     for p in paths:
         assert sums[p] == file_checksum(p)
+
+
+def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_run(tmp_path, monkeypatch):
+    # Python prints and drops a KeyboardInterrupt raised inside __del__ or a weakref
+    # callback; the SIGINT handler's flag stops the run at the next unit all the same.
+    import saxsred.pipeline as P
+
+    make_dataset(tmp_path / "d", 8)
+    recipe = write_recipe(tmp_path / "d", later=False)
+    real = P.reduce_inputs
+    calls = []
+
+    def reduce_and_interrupt(items, spec):
+        calls.append(items)
+        if len(calls) == 3:
+            P._STOP.set()  # what the handler does before its exception is lost
+        return real(items, spec)
+
+    monkeypatch.setattr(P, "reduce_inputs", reduce_and_interrupt)
+    rep = run_recipe(recipe, data=tmp_path / "d", output=tmp_path / "o", progress=False, log=lambda s: None)
+    assert rep.interrupted and rep.exit_code == 130
+    assert rep.counts["done"] == 3 and len(calls) == 3
+    report = json.loads((tmp_path / "o" / "run_report.json").read_text())
+    assert report["status"] == "interrupted"
