@@ -99,57 +99,41 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
     outputs.append(save(plot_curves([sp_curve, dil_curve], title="reduced, solvent subtracted"), out / "curves.png"))
 
     log("3/5 form factor: fit of the dilute curve (polydisperse cubes)")
-    try:
-        from .formfactor import effective_structure_factor, fit_form_factor
-    except ImportError:  # pragma: no cover - stage not installed
-        fit_form_factor = None
-    if fit_form_factor is not None:
-        ff = fit_form_factor(dil_curve, shape="cube", qmin=0.15, qmax=2.2)
-        summary["form_factor"] = ff.to_json_dict()
-        log(f"    edge = {ff.edge_nm:.3f} +/- {ff.edge_err_nm:.3f} nm, polydispersity = {ff.polydispersity:.3f}")
-        try:
-            from .plots.formfactor import plot_form_factor_fit, plot_structure_factor
+    from .formfactor import effective_structure_factor, fit_form_factor
+    from .peaks import analyze_peaks, instrument_fwhm_from_calibrant
+    from .plots.formfactor import plot_form_factor_fit, plot_structure_factor
+    from .plots.peaks import plot_peaks
 
-            outputs.append(save(plot_form_factor_fit(ff, dil_curve), out / "form_factor_fit.png"))
-        except ImportError:  # pragma: no cover
-            plot_structure_factor = None
-        # The concentrations are known from sample preparation (volume fractions in
-        # SAMPLE_TRUTH); S_eff is then absolute, with no assumption that it reaches 1.
-        from .simulate import SAMPLE_TRUTH
+    ff = fit_form_factor(dil_curve, shape="cube", qmin=0.15, qmax=2.2)
+    summary["form_factor"] = ff.to_json_dict()
+    log(f"    edge = {ff.edge_nm:.3f} +/- {ff.edge_err_nm:.3f} nm, polydispersity = {ff.polydispersity:.3f}")
+    outputs.append(save(plot_form_factor_fit(ff, dil_curve), out / "form_factor_fit.png"))
+    # The concentrations are known from sample preparation (volume fractions in
+    # SAMPLE_TRUTH); S_eff is then absolute, with no assumption that it reaches 1.
+    from .simulate import SAMPLE_TRUTH
 
-        ratio = SAMPLE_TRUTH["phi_sp"] / SAMPLE_TRUTH["phi_dilute"]
-        summary["concentration_ratio"] = ratio
-        sq = effective_structure_factor(sp_curve, dil_curve, concentration_ratio=ratio)
-        s_curve = sq.as_curve()
-        outputs += write_curves([replace(s_curve, name="s_eff")], str(out / "curves"), formats=("dat",))
-        if plot_structure_factor is not None:
-            outputs.append(save(plot_structure_factor(sq), out / "structure_factor.png"))
-        log("4/5 peaks: fit, index, lattice parameter, coherence length")
-        try:
-            from .peaks import analyze_peaks, instrument_fwhm_from_calibrant
-        except ImportError:  # pragma: no cover
-            analyze_peaks = None
-        if analyze_peaks is not None:
-            res_fwhm = instrument_fwhm_from_calibrant(agbh)
-            pk = analyze_peaks(s_curve, lattice="auto", edge_nm=ff.edge_nm, instrument_fwhm_inv_nm=res_fwhm)
-            pj = pk.to_json_dict()
-            summary["peaks"] = pj
-            summary["instrument_fwhm_inv_nm"] = res_fwhm
-            if pj["lattice"]:
-                log(f"    lattice {pj['lattice']}, a = {pj['a_nm']:.3f} +/- {pj['a_err_nm']:.3f} nm "
-                    f"(stat {pj['a_err_stat_nm']:.3f}, calibration {pj['a_err_calib_nm']:.3f}); "
-                    f"coherence length {pj['coherence_length_nm']:.0f} +/- {pj['coherence_length_err_nm']:.0f} nm "
-                    f"({pj['coherence_convention']})")
-                for alt in pj["alternatives"][1:3]:
-                    log(f"    alternative: {alt['lattice']} a = {alt['a_nm']:.2f} nm (score {alt['score']:.2f})")
-            else:
-                log("    no lattice assigned: " + "; ".join(pj.get("notes", [])))
-            try:
-                from .plots.peaks import plot_peaks
-
-                outputs.append(save(plot_peaks(pk, title="S_eff of the supraparticles: fit and indexing"), out / "peaks.png"))
-            except ImportError:  # pragma: no cover
-                pass
+    ratio = SAMPLE_TRUTH["phi_sp"] / SAMPLE_TRUTH["phi_dilute"]
+    summary["concentration_ratio"] = ratio
+    sq = effective_structure_factor(sp_curve, dil_curve, concentration_ratio=ratio)
+    s_curve = sq.as_curve()
+    outputs += write_curves([replace(s_curve, name="s_eff")], str(out / "curves"), formats=("dat",))
+    outputs.append(save(plot_structure_factor(sq), out / "structure_factor.png"))
+    log("4/5 peaks: fit, index, lattice parameter, coherence length")
+    res_fwhm = instrument_fwhm_from_calibrant(agbh)
+    pk = analyze_peaks(s_curve, lattice="auto", edge_nm=ff.edge_nm, instrument_fwhm_inv_nm=res_fwhm)
+    pj = pk.to_json_dict()
+    summary["peaks"] = pj
+    summary["instrument_fwhm_inv_nm"] = res_fwhm
+    if pj["lattice"]:
+        log(f"    lattice {pj['lattice']}, a = {pj['a_nm']:.3f} +/- {pj['a_err_nm']:.3f} nm "
+            f"(stat {pj['a_err_stat_nm']:.3f}, calibration {pj['a_err_calib_nm']:.3f}); "
+            f"coherence length {pj['coherence_length_nm']:.0f} +/- {pj['coherence_length_err_nm']:.0f} nm "
+            f"({pj['coherence_convention']})")
+        for alt in pj["alternatives"][1:3]:
+            log(f"    alternative: {alt['lattice']} a = {alt['a_nm']:.2f} nm (score {alt['score']:.2f})")
+    else:
+        log("    no lattice assigned: " + "; ".join(pj.get("notes", [])))
+    outputs.append(save(plot_peaks(pk, title="S_eff of the supraparticles: fit and indexing"), out / "peaks.png"))
     log("5/5 summary")
     summary["provenance"] = {
         "software": prov_mod.software_versions(),

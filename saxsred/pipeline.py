@@ -1296,19 +1296,22 @@ def _step_scale(ctx: _Context, step: Step) -> None:
         _unit(ctx, step, name, inputs, produce)
 
 
+def _input_name(ctx: _Context, ref: str) -> str:
+    """Unit name of a one-input step: the stem of the one file ``ref`` finds, else its pattern."""
+    src = _find(ctx, ref, required=False)
+    return src[0].stem if len(src) == 1 else ref.partition("/")[2]
+
+
 def _step_form_factor(ctx: _Context, step: Step) -> None:
     o = step.options
-    src = _find(ctx, o["input"], required=False)
-    name = src[0].stem if len(src) == 1 else o["input"].partition("/")[2]
+    name = _input_name(ctx, o["input"])
 
     def inputs() -> dict[str, Path]:
         return {"curve": _one(ctx, o["input"])}
 
     def produce(ins: dict[str, Path]) -> dict[str, list[Path]]:
-        try:
-            from .formfactor import fit_form_factor
-        except ImportError:  # pragma: no cover - stage not installed
-            raise InputError("the form-factor stage (saxsred.formfactor) is not available in this installation") from None
+        from .formfactor import fit_form_factor
+
         curve = _read(ins["curve"])
         fit = fit_form_factor(curve, shape=o.get("shape", "cube"), qmin=o.get("qmin"), qmax=o.get("qmax"))
         js = _write_json(ctx.out / step.name / f"{name}_form_factor.json", fit.to_json_dict())
@@ -1323,12 +1326,9 @@ def _step_form_factor(ctx: _Context, step: Step) -> None:
 def _figure(ctx: _Context, step: Step, name: str, module: str, func: str, *args: Any) -> list[Path]:
     import importlib
 
-    try:
-        fn = getattr(importlib.import_module(f"saxsred.plots.{module}"), func)
-    except (ImportError, AttributeError):
-        ctx.log(f"{step.name}: figure skipped (saxsred.plots.{module}.{func} not available)")
-        return []
     from .plots.frames import save
+
+    fn = getattr(importlib.import_module(f"saxsred.plots.{module}"), func)
 
     return [Path(save(fn(*args), ctx.out / step.name / f"{name}.png"))]
 
@@ -1341,10 +1341,8 @@ def _step_structure_factor(ctx: _Context, step: Step) -> None:
         return {"sample": _one(ctx, o["sample"]), "dilute": _one(ctx, o["dilute"])}
 
     def produce(ins: dict[str, Path]) -> dict[str, list[Path]]:
-        try:
-            from .formfactor import effective_structure_factor
-        except ImportError:  # pragma: no cover
-            raise InputError("the structure-factor stage (saxsred.formfactor) is not available") from None
+        from .formfactor import effective_structure_factor
+
         sq = effective_structure_factor(_read(ins["sample"]), _read(ins["dilute"]))
         return {"curves": _write_curve(ctx, step, replace(sq.as_curve(), name=name))}
 
@@ -1353,8 +1351,7 @@ def _step_structure_factor(ctx: _Context, step: Step) -> None:
 
 def _step_peaks(ctx: _Context, step: Step) -> None:
     o = step.options
-    src = _find(ctx, o["input"], required=False)
-    name = src[0].stem if len(src) == 1 else o["input"].partition("/")[2]
+    name = _input_name(ctx, o["input"])
 
     def inputs() -> dict[str, Path]:
         ins = {"curve": _one(ctx, o["input"])}
@@ -1368,10 +1365,8 @@ def _step_peaks(ctx: _Context, step: Step) -> None:
         return ins
 
     def produce(ins: dict[str, Path]) -> dict[str, list[Path]]:
-        try:
-            from .peaks import analyze_peaks, instrument_fwhm_from_calibrant
-        except ImportError:  # pragma: no cover
-            raise InputError("the peak stage (saxsred.peaks) is not available in this installation") from None
+        from .peaks import analyze_peaks, instrument_fwhm_from_calibrant
+
         edge = o.get("edge_nm")
         if "form_factor" in ins:
             edge = json.loads(ins["form_factor"].read_text(encoding="utf-8"))["edge_nm"]
