@@ -743,18 +743,18 @@ def _own_covariance(res, jac) -> None:
         res.params[k].stderr = float(math.sqrt(v)) if v > 0 else float("nan")
 
 
-def _minimize(resid, params, where: str, jac=None, covar: bool = True):
+def _minimize(resid, params, where: str, jac=None):
     import lmfit
 
     kws = {} if jac is None else {"Dfun": jac}
     # With the analytic Jacobian the covariance is ours (one Jacobian and a small inverse)
     # instead of lmfit's, which needs an extra fit when a parameter ends on its bound.
-    kws["calc_covar"] = covar and jac is None
+    kws["calc_covar"] = jac is None
     try:
         res = lmfit.minimize(resid, params, method="leastsq", scale_covar=False, nan_policy="raise", **kws)
-        if covar and jac is not None:
+        if jac is not None:
             _own_covariance(res, jac)
-        elif covar and res.covar is None:
+        elif res.covar is None:
             # A parameter sitting on its bound (an absent ring's area at 0) makes the
             # covariance singular: fix those at the bound and refit from the solution.
             p2 = res.params.copy()
@@ -784,7 +784,7 @@ def _stderr(p, redchi: float) -> float:
     return float(e) * math.sqrt(max(redchi, 1.0))
 
 
-def _fit_shape(q, y, sig, base, t, shape, c0, a0, w0, eta0=0.5, wg0=None, wmax=None, covar=True, start=None,
+def _fit_shape(q, y, sig, base, t, shape, c0, a0, w0, eta0=0.5, wg0=None, wmax=None, start=None,
                wg_fixed=False):
     import lmfit
 
@@ -853,7 +853,7 @@ def _fit_shape(q, y, sig, base, t, shape, c0, a0, w0, eta0=0.5, wg0=None, wmax=N
         for k, par in start.items():
             if k in pars:
                 pars[k].set(value=par.value)
-    res = _minimize(resid, pars, "free-peak fit", jac, covar)
+    res = _minimize(resid, pars, "free-peak fit", jac)
     res.jac_fn = jac
     return res, resid
 
@@ -1158,10 +1158,7 @@ def _refine_a(lattice, a0, qo, qerr, tol, rel_tol, q_hi):
         j, _, ok = _match(qo, 2.0 * math.pi * np.sqrt(s_all) / a, tol)
         if not ok.any():
             return None
-        # a of the weighted least squares of _wls_a (its error is not needed here)
-        k = np.sqrt(s_all[j[ok]])
-        wt = 1.0 if qerr is None else 1.0 / np.maximum(qerr[ok], 1e-12) ** 2
-        a_new = 2.0 * math.pi * float(np.dot(wt * k, k)) / float(np.dot(wt * qo[ok], k))
+        a_new = _wls_a(qo[ok], None if qerr is None else qerr[ok], s_all[j[ok]])[0]
         if abs(a_new - a) < 1e-9 * a:
             return a_new
         a = a_new
@@ -1206,11 +1203,12 @@ def _cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> 
 
 
 def _evaluate(lattice, a, qo, qerr, areas, area_err, edge, kind, rel_tol, q_lo, q_hi, aligned_opt, poly=0.0, pq=None, fwhm=None,
-              margin=None, det_err=None, worse_than=math.inf):
+              margin=None, det_err=None, worse_than=math.inf, tol=None):
     """Score the lattice at ``a`` (refined by :func:`_refine_a`): a :class:`Candidate`, or
     None when nothing matches or the cost is not below ``worse_than``."""
     n = qo.size
-    tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
+    if tol is None:
+        tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
     shells, s_arr, qp, wpred = _reflection_arrays(lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq)
     j, d, ok = _match(qo, qp, tol)
     nex = int(ok.sum())
@@ -1402,7 +1400,7 @@ def index_peaks(
             if lat in best_per and floor >= best_per[lat].cost:
                 break
             cand = _evaluate(lat, a, qs, qe, ar, ae, edge_nm, kind, rel_tol, q_lo, q_hi, aligned, polydispersity, pq, fw,
-                             margin, det_err, best_per[lat].cost if lat in best_per else math.inf)
+                             margin, det_err, best_per[lat].cost if lat in best_per else math.inf, tol)
             if cand is not None:
                 best_per[lat] = cand
     # Back to the input order of the peaks.
