@@ -833,8 +833,6 @@ class _Context:
     def record(self, rec: dict[str, Any], step: str | None = None) -> None:
         self.report.add(rec)
         self.journal.write(rec)
-        if _STOP.is_set():  # see _stoppable: the unit is recorded, the run stops here
-            raise KeyboardInterrupt
         if rec.get("status") == "failed":
             self.failed_units.setdefault(rec.get("step", step or ""), set()).add(rec.get("unit", ""))
         if rec.get("status") in ("done", "skipped"):
@@ -842,6 +840,8 @@ class _Context:
                 self.curves.setdefault(rec["step"], {})[name] = self.out / rel
             for name, rel in (rec.get("results") or {}).items():
                 self.results.setdefault(rec["step"], {})[name] = self.out / rel
+        if _STOP.is_set():  # see _stoppable: the unit is recorded, the run stops here
+            raise KeyboardInterrupt
 
 
 _STOP = threading.Event()
@@ -1329,7 +1329,6 @@ def _figure(ctx: _Context, step: Step, name: str, module: str, func: str, *args:
     from .plots.frames import save
 
     fn = getattr(importlib.import_module(f"saxsred.plots.{module}"), func)
-
     return [Path(save(fn(*args), ctx.out / step.name / f"{name}.png"))]
 
 
