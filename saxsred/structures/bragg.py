@@ -32,8 +32,8 @@ import math
 
 import numpy as np
 
-from .errors import ParameterError
-from .peaks import (
+from ..errors import ParameterError
+from ..peaks import (
     CUBIC,
     HCP_C_OVER_A,
     LATTICES,
