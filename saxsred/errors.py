@@ -28,3 +28,7 @@ class FitError(SaxsredError):
 
 class ParameterError(SaxsredError):
     """A parameter (option, recipe key) is outside its allowed range."""
+
+
+class InputWarning(UserWarning):
+    """An input was read with an assumption or a conversion the user should know of (one line)."""

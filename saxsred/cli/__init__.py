@@ -8,8 +8,10 @@ into one printed line and a non-zero exit code (``--debug`` shows the traceback)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import sys
+import warnings
 
 from ..errors import SaxsredError
 
@@ -38,6 +40,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings(command: str):
+    """Show saxsred's InputWarning (an assumption or conversion made on an input) as one line."""
+    from ..errors import InputWarning
+
+    previous = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, InputWarning):
+            print(f"saxsred {command}: note: {message}", file=sys.stderr)
+        else:
+            previous(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = previous
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -45,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        rc = args.func(args)
+        with _one_line_warnings(args.command):
+            rc = args.func(args)
     except SaxsredError as exc:
         if args.debug:
             raise

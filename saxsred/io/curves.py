@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -17,52 +19,172 @@ import h5py
 import numpy as np
 
 from .. import provenance as prov_mod
-from ..curve import ChiProfile, Curve
-from ..errors import InputError
+from ..curve import X_UNIT_NX, ChiProfile, Curve
+from ..errors import InputError, InputWarning
 from .atomic import atomic_path
 
 _NUM_ROW = re.compile(r"^\s*[-+]?(\d|\.\d)")
-_ANGSTROM_HINTS = ("1/a", "a^-1", "a-1", "å", "angstrom", "raw_version", "bioxtas", "### data:")
-_NM_HINTS = ("1/nm", "nm^-1", "nm-1", "q*nm", "nm^{-1}", "q_nm")
+# Header words that name the abscissa, most specific first. Each pattern is matched on a
+# lower-cased header line; the line nearest the data (the column labels) wins.
+_UNIT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("2th_deg", re.compile(r"2th_deg|2[-_ ]?theta.{0,3}\(?deg|\b2theta\b|2θ|\btth\b")),
+    ("2th_rad", re.compile(r"2th_rad|2[-_ ]?theta.{0,3}\(?rad")),
+    ("chi_deg", re.compile(r"\bchi_deg\b")),
+    ("r_mm", re.compile(r"\br_mm\b")),
+    ("q_nm^-1", re.compile(r"1/nm|nm\^-1|nm-1|nm\^\{-1\}|q\*nm|q_nm|inv(erse)?[ _]nm")),
+    ("q_A^-1", re.compile(r"1/a\b|1/å|a\^-1|å\^-1|\ba-1\b|1/angstrom|angstrom\^-1|inv(erse)?[ _]a(ngstrom)?\b|q_a\^-1")),
+)
+_EXPLICIT_UNIT = re.compile(r"^\s*[#!;%]?\s*(x_unit|q_unit|unit)\s*[:=]\s*(\S+)", re.IGNORECASE)
+_WAVELENGTH = re.compile(
+    r"^\s*[#!;%]?\s*wave_?length(_nm|_m|_a)?\s*[:=]\s*([-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*(nm|m|a|å|angstrom)?\b",
+    re.IGNORECASE,
+)
 
 
-def _detect_q_unit(header: str) -> str:
-    h = header.lower()
-    if any(k in h for k in _NM_HINTS):
-        return "nm^-1"
-    if any(k in h for k in _ANGSTROM_HINTS):
-        return "A^-1"
-    return "nm^-1"
+def detect_x_unit(header_lines: list[str]) -> tuple[str | None, str]:
+    """The abscissa unit a file's header states, and why: ``(unit or None, reason)``.
+
+    An explicit ``x_unit:``/``q_unit:`` line wins; otherwise the unit words of the header
+    line nearest the data (the column labels: ``# 2th_deg I``, ``# q (1/Angstrom)``,
+    ``# L q*nm I_ stddev``); BioXTAS RAW's ``### DATA:`` files are in A^-1 by RAW's convention.
+    """
+    for line in header_lines:
+        m = _EXPLICIT_UNIT.match(line)
+        if m:
+            from ..curve import normalize_x_unit
+
+            return normalize_x_unit(m.group(2), f"header line {line.strip()!r}"), f"header '{line.strip()}'"
+    for line in reversed(header_lines):
+        low = line.lower()
+        for unit, pat in _UNIT_PATTERNS:
+            if pat.search(low):
+                return unit, f"header '{' '.join(line.split())[:60]}'"
+    if any(line.strip().lower().startswith("### data:") for line in header_lines):
+        return "q_A^-1", "BioXTAS RAW file ('### DATA:'), which writes q in A^-1"
+    return None, "no unit in the header"
 
 
-def read_curve(path: str | os.PathLike, q_unit: str = "auto") -> Curve:
+def _header_wavelength_nm(header_lines: list[str]) -> float | None:
+    for line in header_lines:
+        m = _WAVELENGTH.match(line)
+        if not m:
+            continue
+        key, val, unit = (m.group(1) or "").lower(), float(m.group(2)), (m.group(3) or "").lower()
+        if key == "_nm" or unit == "nm":
+            wl = val
+        elif key == "_m" or unit == "m" or (not unit and not key and val < 1e-6):
+            wl = val * 1e9  # pyFAI/Dioptas/EDNA headers give metres
+        elif key == "_a" or unit in ("a", "å", "angstrom"):
+            wl = val * 0.1
+        else:
+            continue  # a bare number of unknown unit: not guessed
+        if 1e-3 <= wl <= 2.0:
+            return wl
+    return None
+
+
+def estimate_sigma(y: np.ndarray, window: int = 21) -> tuple[np.ndarray, str]:
+    """Standard deviations of a curve's points from the data's own point-to-point scatter.
+
+    The DER_SNR estimator (Stoehr et al. 2008, ASP Conf. Ser. 394, 505), made local:
+    sigma_i = 1.482602 / sqrt(6) x the running median over ``window`` points of
+    |2 I_i - I_(i-2) - I_(i+2)|. A smooth signal (linear or gently curved over 5 points)
+    cancels; a sharp peak over a few points is outvoted by the median. Returns the
+    sigma array and a one-line description for provenance.
+    """
+    from scipy.ndimage import median_filter
+
+    y = np.asarray(y, dtype=float)
+    n = y.size
+    desc = (
+        "sigma estimated from the data's own scatter (local DER_SNR: 1.4826/sqrt(6) x running "
+        f"median over {window} points of |2 I_i - I_(i-2) - I_(i+2)|; Stoehr et al. 2008)"
+    )
+    if n < 5:
+        s = np.full(n, max(float(np.std(y)), 1e-300))
+        return s, "sigma set to the standard deviation of the (fewer than 5) points"
+    d = np.abs(2.0 * y[2:-2] - y[:-4] - y[4:])
+    med = median_filter(d, size=min(window, d.size), mode="nearest")
+    s = np.empty(n)
+    s[2:-2] = 1.482602 / np.sqrt(6.0) * med
+    s[:2], s[-2:] = s[2], s[-3]
+    pos = s > 0
+    if not np.any(pos):
+        s = np.full(n, max(1e-3 * float(np.max(np.abs(y))), 1e-300))
+        return s, "data without scatter: sigma set to 1e-3 of the largest |I|"
+    return np.maximum(s, s[pos].min()), desc
+
+
+def read_curve(
+    path: str | os.PathLike,
+    q_unit: str | None = None,
+    *,
+    wavelength_nm: float | None = None,
+    keep_unit: bool = False,
+) -> Curve:
     """Read a 1-D curve written by saxsred or a third-party 2/3-column text file.
 
     Parameters
     ----------
     path : file name; ``.h5``/``.nxs``/``.hdf5`` are read as NXcanSAS, anything else as text.
-    q_unit : ``"nm^-1"``, ``"A^-1"`` or ``"auto"`` (from the header: BioXTAS RAW files are in
-        A^-1, saxsred and EDNA files say nm^-1; default nm^-1).
+    q_unit : the abscissa unit when the header does not say it, or to override it:
+        ``"nm^-1"``, ``"A^-1"``, ``"2th_deg"``, ... (see :func:`saxsred.curve.normalize_x_unit`).
+        None (default): from the header (saxsred ``# x_unit:``, Dioptas/pyFAI ``# 2th_deg I``,
+        ``# q (1/Angstrom)``, EDNA ``q*nm``, BioXTAS RAW ``### DATA:`` = A^-1); a file that
+        does not say is read as nm^-1, and that assumption is stated.
+    wavelength_nm : wavelength for a 2theta file whose header has none.
+    keep_unit : keep the file's abscissa unit. By default the curve comes back in q (nm^-1):
+        A^-1 and 2theta (with a wavelength) are converted, and a file that cannot reach q
+        (2theta without a wavelength, chi, detector radius) is refused.
 
     Returns
     -------
-    Curve with q in nm^-1. A 2-column file gets sigma = 0 and
-    ``provenance["sigma_missing"] = True`` so that fits can say they are unweighted.
+    Curve whose ``x_unit`` says what its abscissa is. Every assumption or conversion is
+    in ``provenance["notes"]`` and raised once as an :class:`~saxsred.errors.InputWarning`.
+    A 2-column file gets sigma estimated from its own scatter (:func:`estimate_sigma`),
+    with ``provenance["sigma_missing"] = True`` and ``provenance["sigma_estimate"]``.
     """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: no such file; check the path")
     if p.is_dir():
         raise InputError(f"{p}: is a folder, not a curve file")
+    notes: list[str] = []
     if p.suffix.lower() in (".h5", ".hdf5", ".nxs", ".nx"):
         curve = _read_nxcansas(p)
+        if q_unit is not None:
+            from ..curve import normalize_x_unit
+
+            curve = replace(curve, x_unit=normalize_x_unit(q_unit, str(p)))
     else:
-        curve = _read_text(p, q_unit)
+        curve = _read_text(p, q_unit, notes)
+    if wavelength_nm is not None:
+        curve = replace(curve, wavelength_nm=float(wavelength_nm))
     _validate(curve, p)
+    if not keep_unit and not curve.is_q_nm:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", InputWarning)  # said once below, with the file name
+            curve = curve.to_q_nm(str(p))
+        conv = curve.provenance["notes"][-1]
+        # one line: where the unit came from and what was done with it
+        notes[:] = [f"{n}; {conv}" if n.startswith("abscissa read as") else n for n in notes]
+        if not any(conv in n for n in notes):
+            notes.append(conv)
+        prov = dict(curve.provenance)
+        prov["notes"] = prov["notes"][:-1]
+        curve = replace(curve, provenance=prov)
+    if notes:
+        for note in notes:
+            warnings.warn(f"{p.name}: {note}", InputWarning, stacklevel=2)
+        prov = dict(curve.provenance)
+        prov["notes"] = list(dict.fromkeys([*prov.get("notes", []), *notes]))
+        curve = replace(curve, provenance=prov)
     return curve
 
 
-def _read_text(p: Path, q_unit: str) -> Curve:
+def _read_text(p: Path, q_unit: str | None, notes: list[str]) -> Curve:
+    from ..curve import X_UNIT_LABELS, normalize_x_unit
+
     try:
         text = p.read_text(encoding="utf-8", errors="replace")
     except OSError as exc:
@@ -72,6 +194,8 @@ def _read_text(p: Path, q_unit: str) -> Curve:
     for line in text.splitlines():
         if not line.strip():
             continue
+        if line.strip().upper().startswith("### HEADER"):
+            break  # BioXTAS RAW: a JSON header follows the data
         if line.lstrip().startswith(("#", "!", ";", "%")) or not _NUM_ROW.match(line):
             header_lines.append(line)
             continue
@@ -87,11 +211,17 @@ def _read_text(p: Path, q_unit: str) -> Curve:
     if ncol < 2:
         raise InputError(f"{p}: only one column; a curve needs q and I (and sigma)")
     data = np.array([r[:3] for r in rows if len(r) == ncol], dtype=float)
-    unit = _detect_q_unit("\n".join(header_lines)) if q_unit == "auto" else q_unit
-    q = data[:, 0] * (10.0 if unit in ("A^-1", "1/A") else 1.0)
+    if q_unit is not None and q_unit != "auto":
+        x_unit = normalize_x_unit(q_unit, str(p))
+    else:
+        x_unit, why = detect_x_unit(header_lines)
+        if x_unit is None:
+            x_unit = "q_nm^-1"
+            notes.append("no abscissa unit in the header: read as q in nm^-1 (give --q-unit if not)")
+        elif x_unit != "q_nm^-1":
+            notes.append(f"abscissa read as {X_UNIT_LABELS[x_unit]} from the {why}")
     i = data[:, 1]
     sigma_missing = data.shape[1] < 3
-    s = data[:, 2] if not sigma_missing else np.zeros_like(i)
     iunit = "arb"
     prov = {}
     for line in header_lines:
@@ -104,11 +234,17 @@ def _read_text(p: Path, q_unit: str) -> Curve:
                 prov = json.loads(m.group(1))
             except json.JSONDecodeError:
                 prov = {}
-    prov = dict(prov)
+    prov = dict(prov) if isinstance(prov, dict) else {}
     prov["source"] = prov_mod.input_record(p)
     if sigma_missing:
+        s, desc = estimate_sigma(i)
         prov["sigma_missing"] = True
-    return Curve(q, i, s, unit=iunit, name=p.stem, provenance=prov)
+        prov["sigma_estimate"] = desc
+        notes.append(f"no sigma column: {desc}")
+    else:
+        s = data[:, 2]
+    wl = _header_wavelength_nm(header_lines)
+    return Curve(data[:, 0], i, s, unit=iunit, name=p.stem, provenance=prov, x_unit=x_unit, wavelength_nm=wl)
 
 
 def _read_nxcansas(p: Path) -> Curve:
@@ -134,9 +270,10 @@ def _read_nxcansas(p: Path) -> Curve:
                 raise InputError(f"{p}: no SASdata group in {entry.name}")
             sig = _attr(data, "signal") or "I"
             i = np.asarray(data[sig][()], dtype=float)
-            axes = _attr(data, "I_axes") or "Q"
-            q = np.asarray(data[axes.split(",")[0]][()], dtype=float)
-            qunits = _attr(data[axes.split(",")[0]], "units") or "1/nm"
+            axes = (_attr(data, "I_axes") or "Q").split(",")[0]
+            q = np.asarray(data[axes][()], dtype=float)
+            qunits = _attr(data[axes], "units") or "1/nm"
+            wl_nm = _nx_wavelength_nm(entry)
             unc = _attr(data[sig], "uncertainties") or "Idev"
             s = np.asarray(data[unc][()], dtype=float) if unc in data else np.zeros_like(i)
             iunit = _attr(data[sig], "units") or "arb"
@@ -155,12 +292,49 @@ def _read_nxcansas(p: Path) -> Curve:
         raise InputError(f"{p}: not a readable HDF5 file ({exc}); re-export it") from None
     except KeyError as exc:
         raise InputError(f"{p}: NXcanSAS dataset missing ({exc}); re-export it") from None
-    if qunits.strip() in ("1/A", "1/angstrom", "A^-1"):
-        q = q * 10.0
+    x_unit = _nx_x_unit(axes, str(qunits), p)
     iunit = {"1/cm": "cm^-1", "1/sr": "sr^-1", "arbitrary": "arb"}.get(iunit, iunit)
-    prov = dict(prov)
+    prov = dict(prov) if isinstance(prov, dict) else {}
     prov["source"] = prov_mod.input_record(p)
-    return Curve(q, i, s, unit=iunit, name=p.stem, provenance=prov)
+    return Curve(q, i, s, unit=iunit, name=p.stem, provenance=prov, x_unit=x_unit, wavelength_nm=wl_nm)
+
+
+# NXcanSAS axis dataset names for abscissae that are not q (NXcanSAS itself knows only Q;
+# a 2theta curve is written under its own name rather than mislabelled as Q).
+X_AXIS_NAMES = {"q_nm^-1": "Q", "q_A^-1": "Q", "2th_deg": "two_theta", "2th_rad": "two_theta", "chi_deg": "chi", "r_mm": "r"}
+
+
+def _nx_x_unit(axis: str, units: str, p: Path) -> str:
+    u = units.strip().lower().replace(" ", "")
+    if axis.lower() in ("q", "qx", "qy") or u.startswith("1/") or "^-1" in u:
+        table = {"1/nm": "q_nm^-1", "nm^-1": "q_nm^-1", "1/a": "q_A^-1", "1/angstrom": "q_A^-1", "a^-1": "q_A^-1",
+                 "1/m": "", "1/å": "q_A^-1"}
+        out = table.get(u)
+        if out:
+            return out
+    elif axis == "two_theta" and u in ("degree", "degrees", "deg"):
+        return "2th_deg"
+    elif axis == "two_theta" and u in ("rad", "radian", "radians"):
+        return "2th_rad"
+    elif axis == "chi" and u in ("degree", "degrees", "deg"):
+        return "chi_deg"
+    elif axis == "r" and u == "mm":
+        return "r_mm"
+    raise InputError(f"{p}: axis {axis!r} with units {units!r} is not one saxsred can convert; re-export in 1/nm or 1/angstrom")
+
+
+def _nx_wavelength_nm(entry) -> float | None:
+    for path in ("sasinstrument/sassource/incident_wavelength", "instrument/source/incident_wavelength"):
+        if path in entry:
+            try:
+                v = float(np.asarray(entry[path][()]).ravel()[0])
+            except (TypeError, ValueError, IndexError):
+                return None
+            u = str(_attr(entry[path], "units") or "nm").strip().lower()
+            f = {"nm": 1.0, "a": 0.1, "angstrom": 0.1, "å": 0.1, "m": 1e9}.get(u)
+            wl = v * f if f else None
+            return wl if wl is not None and 1e-3 <= wl <= 2.0 else None
+    return None
 
 
 def _attr(obj, key):
@@ -179,14 +353,14 @@ def _validate(curve: Curve, p: Path) -> None:
         raise InputError(f"{p}: the curve is empty")
     if not np.all(np.isfinite(curve.q_nm)):
         raise InputError(f"{p}: q contains NaN or infinity; remove those rows")
-    if np.any(curve.q_nm < 0):
+    if np.any(curve.q_nm < 0) and curve.x_unit != "chi_deg":
         raise InputError(f"{p}: negative q values; q must be >= 0 (is the first column q?)")
     bad = ~np.isfinite(curve.intensity) | ~np.isfinite(curve.sigma)
     if np.any(bad):
         n = int(bad.sum())
         raise InputError(
-            f"{p}: {n} row(s) with NaN or infinite intensity/sigma (first at q = "
-            f"{curve.q_nm[bad][0]:.4g} nm^-1); remove or mask them before analysis"
+            f"{p}: {n} row(s) with NaN or infinite intensity/sigma (first at x = "
+            f"{curve.q_nm[bad][0]:.4g} {curve.x_unit}); remove or mask them before analysis"
         )
     if np.any(curve.sigma < 0):
         raise InputError(f"{p}: negative sigma values; the third column must be a standard deviation")
@@ -213,7 +387,10 @@ def _q_strings(q: np.ndarray) -> list[str]:
 def write_dat(
     curve: Curve, path: str | os.PathLike, prov_json: str | None = None, checksums: dict[str, str] | None = None
 ) -> Path:
-    """Write a 3-column text file (q nm^-1, I, sigma) with a commented provenance header.
+    """Write a 3-column text file (x, I, sigma) with a commented provenance header.
+
+    The abscissa is labelled with the curve's ``x_unit`` (``# x_unit: q_nm^-1`` and the
+    ``# columns:`` line), and its wavelength is written when known.
 
     ``prov_json``: the curve's provenance already serialised (``to_json(..., indent=None)``).
     ``checksums``: receives {path: checksum of the bytes written} (no read-back).
@@ -223,9 +400,13 @@ def write_dat(
         "# saxsred 1-D curve",
         f"# name: {curve.name}",
         f"# intensity_unit: {curve.unit}",
-        "# q_unit: nm^-1",
+        f"# x_unit: {curve.x_unit}",
+    ]
+    if curve.wavelength_nm is not None:
+        lines.append(f"# wavelength_nm: {curve.wavelength_nm!r}")
+    lines += [
         f"# provenance: {prov_json or prov_mod.to_json(curve.provenance, indent=None)}",
-        "# columns: q_nm^-1 I sigma",
+        f"# columns: {curve.x_unit} I sigma",
     ]
     # One %-format over a flat tuple (three times faster than a per-row f-string), with
     # the q column formatted once per q grid: every frame of a geometry shares it.
@@ -273,11 +454,14 @@ def _build_nxcansas(fh: h5py.File, n: int, iunit: str, title: bytes, run: bytes,
     e.create_dataset("title", data=np.bytes_(title), track_times=False)
     e.create_dataset("run", data=np.bytes_(run), track_times=False)
     d = _group(e, "sasdata01", "NXdata", "SASdata")
+    # the abscissa under its own name and units (Q in 1/nm or 1/angstrom; two_theta, chi, r otherwise)
+    x_unit = geo.get("x_unit", "q_nm^-1")
+    axis = X_AXIS_NAMES[x_unit]
     d.attrs["signal"] = "I"
-    d.attrs["I_axes"] = "Q"
-    d.attrs["Q_indices"] = np.array([0], dtype=np.int32)
+    d.attrs["I_axes"] = axis
+    d.attrs[f"{axis}_indices"] = np.array([0], dtype=np.int32)
     zeros = np.zeros(n, dtype="<f8")
-    _ds(d, "Q", zeros, units="1/nm")
+    _ds(d, axis, zeros, units=X_UNIT_NX[x_unit])
     _ds(d, "I", zeros, units=iunit, uncertainties="Idev")
     _ds(d, "Idev", zeros, units=iunit)
     inst = _group(e, "sasinstrument", "NXinstrument", "SASinstrument")
@@ -304,7 +488,8 @@ _NX_IMAGES: dict[tuple, tuple[bytes, dict[str, int]]] = {}
 def _nx_image(n: int, iunit: str, title: bytes, run: bytes, geo: dict, prov_len: int) -> tuple[bytes, dict[str, int]]:
     import io
 
-    key = (n, iunit, len(title), len(run), prov_len, geo.get("wavelength_m"), geo.get("distance_m"), str(geo.get("detector")))
+    key = (n, iunit, len(title), len(run), prov_len, geo.get("wavelength_m"), geo.get("distance_m"), str(geo.get("detector")),
+           geo.get("x_unit"))
     hit = _NX_IMAGES.get(key)
     if hit is not None:
         return hit
@@ -314,7 +499,7 @@ def _nx_image(n: int, iunit: str, title: bytes, run: bytes, geo: dict, prov_len:
         offsets = {
             name: fh[path].id.get_offset()
             for name, path in (
-                ("Q", "sasentry01/sasdata01/Q"),
+                ("Q", f"sasentry01/sasdata01/{X_AXIS_NAMES[geo.get('x_unit', 'q_nm^-1')]}"),
                 ("I", "sasentry01/sasdata01/I"),
                 ("Idev", "sasentry01/sasdata01/Idev"),
                 ("title", "sasentry01/title"),
@@ -349,7 +534,10 @@ def write_nxcansas(
     title_b = (title or curve.name or "saxsred curve").encode()
     run_b = (curve.name or "0").encode()
     geo = curve.provenance.get("geometry") if curve.provenance else None
-    geo = geo if isinstance(geo, dict) else {}
+    geo = dict(geo) if isinstance(geo, dict) else {}
+    geo["x_unit"] = curve.x_unit
+    if curve.wavelength_nm is not None and "wavelength_m" not in geo:
+        geo["wavelength_m"] = curve.wavelength_nm * 1e-9
     iunit = _UNIT_NX.get(curve.unit, curve.unit)
     image, off = _nx_image(len(curve), iunit, title_b, run_b, geo, prov_len)
     img = bytearray(image)
