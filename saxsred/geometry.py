@@ -126,23 +126,153 @@ class Geometry:
         return Path(path)
 
 
-def load_poni(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Geometry:
-    """Read a pyFAI PONI file into a :class:`Geometry`."""
+# ------------------------------------------------------------------ validation of geometry input
+
+# The keys pyFAI's PoniFile reads (pyFAI.io.ponifile, versions 1-3), as pyFAI writes them.
+# pyFAI ignores any other key silently (a misspelt ``Distnace`` leaves the distance at
+# its default of 1 m), so saxsred refuses them.
+PONI_KEYS = ("poni_version", "Detector", "Detector_config", "Distance", "Dist", "Poni1", "Poni2",
+             "Rot1", "Rot2", "Rot3", "Wavelength", "PixelSize1", "PixelSize2", "SplineFile", "Parallax")
+_PONI_REQUIRED = ("Distance", "Poni1", "Poni2")
+_PONI_FLOATS = ("Distance", "Dist", "Poni1", "Poni2", "Rot1", "Rot2", "Rot3", "Wavelength", "PixelSize1", "PixelSize2")
+
+# Plausible ranges (SI units): what a SAXS/WAXS geometry can be. Outside them the value is
+# almost always in the wrong unit; ``accept_implausible=True`` lets a user who means it through.
+PLAUSIBLE = {
+    "distance_m": (1e-3, 100.0),
+    "wavelength_m": (1e-12, 2e-9),
+    "pixel_m": (1e-6, 1e-2),
+}
+
+
+def nearest_key(key: str, known: tuple[str, ...] | list[str]) -> str | None:
+    """The known key nearest to a misspelt one (case-insensitive), or None."""
+    import difflib
+
+    low = {k.lower(): k for k in known}
+    hit = difflib.get_close_matches(key.lower(), list(low), n=1, cutoff=0.6)
+    return low[hit[0]] if hit else None
+
+
+def check_poni_text(text: str, where: str) -> dict[str, str]:
+    """Check a PONI file's keys against pyFAI's; returns {Key: value} (comments skipped).
+
+    Raises :class:`GeometryError` (one line) for an unknown key (naming the nearest known
+    one), a line that is not ``Key: value``, a repeated key, a missing distance or PONI, or
+    a number that does not parse.
+    """
+    known = {k.lower(): k for k in PONI_KEYS}
+    found: dict[str, str] = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if ":" not in stripped:
+            raise GeometryError(f"{where} line {n}: {stripped[:40]!r} is not 'Key: value'; fix the line")
+        key, value = (x.strip() for x in stripped.split(":", 1))
+        canon = known.get(key.lower())
+        if canon is None:
+            near = nearest_key(key, PONI_KEYS)
+            hint = f"did you mean '{near}'?" if near else f"pyFAI knows {', '.join(PONI_KEYS)}"
+            raise GeometryError(f"{where} line {n}: unknown PONI key '{key}' ({hint}); fix the key")
+        if canon in found:
+            raise GeometryError(f"{where} line {n}: '{canon}' appears twice; keep one")
+        if canon in _PONI_FLOATS:
+            try:
+                v = float(value)
+            except ValueError:
+                raise GeometryError(f"{where} line {n}: {canon} = {value[:40]!r} is not a number; fix it") from None
+            if not np.isfinite(v):
+                raise GeometryError(f"{where} line {n}: {canon} = {value} is not finite; fix it")
+        found[canon] = value
+    if "Dist" in found and "Distance" not in found:
+        found["Distance"] = found.pop("Dist")
+    missing = [k for k in _PONI_REQUIRED if k not in found]
+    if missing:
+        raise GeometryError(
+            f"{where}: PONI file lacks {', '.join(missing)} (pyFAI would silently default them); "
+            "add them or recalibrate"
+        )
+    return found
+
+
+def _unit_hint(value: float, lo: float, hi: float, factors: tuple[tuple[str, float], ...]) -> str:
+    for label, f in factors:
+        if lo <= value * f <= hi:
+            return f"if it is in {label}, write {value * f:.6g}"
+    return ""
+
+
+def check_plausible(
+    geo: Geometry, where: str, accept_implausible: bool = False, names: dict[str, str] | None = None
+) -> None:
+    """Refuse geometry values outside what an instrument can have (the metre/millimetre trap).
+
+    Distance 1 mm to 100 m, wavelength 0.001 to 2 nm, pixels 1 um to 10 mm, rotations
+    within +/- pi (radians). One line naming the key, the value and the fix; with
+    ``accept_implausible`` the values pass (the user has said they mean them). ``names``
+    renames the keys in messages (``{"Distance": "SampleDistance"}`` for ESRF headers).
+    """
+    names = names or {}
+    checks = (
+        ("Distance", geo.dist_m, *PLAUSIBLE["distance_m"], "m", (("mm", 1e-3), ("cm", 1e-2))),
+        ("Wavelength", geo.wavelength_m, *PLAUSIBLE["wavelength_m"], "m",
+         (("Angstrom", 1e-10), ("nm", 1e-9), ("pm", 1e-12))),
+        ("PixelSize1", geo.pixel1_m, *PLAUSIBLE["pixel_m"], "m", (("um", 1e-6), ("mm", 1e-3))),
+        ("PixelSize2", geo.pixel2_m, *PLAUSIBLE["pixel_m"], "m", (("um", 1e-6), ("mm", 1e-3))),
+    )
+    for key, v, lo, hi, unit, factors in checks:
+        key = names.get(key, key)
+        if not (np.isfinite(v) and v > 0):
+            raise GeometryError(f"{where}: {key} = {v} must be positive and finite; fix it")
+        if accept_implausible or lo <= v <= hi:
+            continue
+        hint = _unit_hint(v, lo, hi, factors)
+        raise GeometryError(
+            f"{where}: {key} = {v:.6g} {unit} is outside {lo:g}-{hi:g} {unit}; give metres"
+            f"{' (' + hint + ')' if hint else ''}, or pass accept_implausible (--accept-implausible) if you mean it"
+        )
+    for key, v in (("Rot1", geo.rot1_rad), ("Rot2", geo.rot2_rad), ("Rot3", geo.rot3_rad)):
+        key = names.get(key, key)
+        if not np.isfinite(v):
+            raise GeometryError(f"{where}: {key} = {v} is not finite; fix it")
+        if abs(v) > np.pi and not accept_implausible:
+            raise GeometryError(
+                f"{where}: {key} = {v:.6g} rad is beyond +/- pi; rotations are in radians "
+                f"(if it is in degrees, write {np.radians(v):.6g})"
+            )
+
+
+def load_poni(
+    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False
+) -> Geometry:
+    """Read a pyFAI PONI file into a :class:`Geometry`.
+
+    Keys are checked against pyFAI's (:data:`PONI_KEYS`: a misspelt key is an error naming
+    the nearest known one) and values for plausibility (:func:`check_plausible`).
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: PONI file not found; check --poni")
+    if p.suffix.lower() != ".json":
+        try:
+            text = p.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise GeometryError(f"{p}: not a readable PONI text file ({type(exc).__name__}); give a .poni file") from None
+        check_poni_text(text, str(p))
     import pyFAI
 
     try:
         ai = pyFAI.load(str(p))
     except Exception as exc:
-        raise GeometryError(f"{p}: not a valid PONI file ({exc}); recalibrate or fix the file") from None
+        msg = " ".join(str(exc).split())[:120]
+        raise GeometryError(f"{p}: not a valid PONI file ({type(exc).__name__}: {msg}); recalibrate or fix the file") from None
     if not ai.wavelength:
         raise GeometryError(f"{p}: the PONI file has no Wavelength; add 'Wavelength: <m>' to it")
     det = ai.detector
     name = type(det).__name__
     shape = shape or (tuple(det.max_shape) if det.max_shape is not None else None)
-    return Geometry(
+    geo = Geometry(
         dist_m=float(ai.dist),
         poni1_m=float(ai.poni1),
         poni2_m=float(ai.poni2),
@@ -156,9 +286,20 @@ def load_poni(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> 
         shape=shape,
         source=p.name,
     )
+    check_plausible(geo, str(p), accept_implausible)
+    return geo
 
 
-def geometry_from_metadata(meta: FrameMetadata, shape: tuple[int, int] | None = None, source: str = "header") -> Geometry:
+_HEADER_NAMES = {"Distance": "SampleDistance", "Wavelength": "WaveLength", "PixelSize1": "PSize_2",
+                 "PixelSize2": "PSize_1", "Rot1": "rotation (rot1)", "Rot2": "rotation (rot2)", "Rot3": "rotation (rot3)"}
+
+
+def geometry_from_metadata(
+    meta: FrameMetadata,
+    shape: tuple[int, int] | None = None,
+    source: str = "header",
+    accept_implausible: bool = False,
+) -> Geometry:
     """Geometry from ESRF "SAXS keyword" header values.
 
     Center_1/Center_2 are the PONI in pixels along fast (x) and slow (y) axes and
@@ -192,11 +333,6 @@ def geometry_from_metadata(meta: FrameMetadata, shape: tuple[int, int] | None = 
                     ("PSize_1", meta.psize_1_m), ("PSize_2", meta.psize_2_m)):
         if not (np.isfinite(v) and v > 0):  # type: ignore[arg-type]
             raise GeometryError(f"{source}: header {name} = {v} must be positive; fix the header or give --poni")
-    if meta.distance_m > 100 or meta.wavelength_m > 1e-8 or meta.psize_1_m > 0.01:  # type: ignore[operator]
-        raise GeometryError(
-            f"{source}: header geometry not in metres (SampleDistance={meta.distance_m}, "
-            f"WaveLength={meta.wavelength_m}, PSize_1={meta.psize_1_m}); ESRF headers use metres"
-        )
     if meta.rot_1_rad == 0 and meta.rot_2_rad == 0 and meta.rot_3_rad == 0:
         from pyFAI.geometry import Geometry as PyFAIGeometry
 
@@ -209,7 +345,7 @@ def geometry_from_metadata(meta: FrameMetadata, shape: tuple[int, int] | None = 
             PSize_2=meta.psize_2_m,
             WaveLength=meta.wavelength_m,
         )
-        return Geometry(
+        geo = Geometry(
             dist_m=float(g.dist),
             poni1_m=float(g.poni1),
             poni2_m=float(g.poni2),
@@ -222,7 +358,9 @@ def geometry_from_metadata(meta: FrameMetadata, shape: tuple[int, int] | None = 
             shape=shape,
             source=source,
         )
-    return Geometry(
+        check_plausible(geo, source, accept_implausible, _HEADER_NAMES)
+        return geo
+    geo = Geometry(
         dist_m=float(meta.distance_m),  # type: ignore[arg-type]
         poni1_m=float(meta.center_2_px) * float(meta.psize_2_m),  # type: ignore[arg-type]
         poni2_m=float(meta.center_1_px) * float(meta.psize_1_m),  # type: ignore[arg-type]
@@ -235,21 +373,30 @@ def geometry_from_metadata(meta: FrameMetadata, shape: tuple[int, int] | None = 
         shape=shape,
         source=source,
     )
+    check_plausible(geo, source, accept_implausible, _HEADER_NAMES)
+    return geo
 
 
-def load_geometry(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Geometry:
-    """Geometry from a PONI file, an EDNA XML file, or the ESRF header of a frame file."""
+def load_geometry(
+    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False
+) -> Geometry:
+    """Geometry from a PONI file, an EDNA XML file, or the ESRF header of a frame file.
+
+    Values are checked for plausibility (:func:`check_plausible`) unless ``accept_implausible``.
+    """
     p = Path(path)
     if not p.exists():
         raise InputError(f"{p}: geometry file not found; check --poni")
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder; give a PONI file, an EDNA XML file or a frame with a header")
     if p.suffix.lower() == ".xml":
-        return geometry_from_edna_xml(p, shape)
+        return geometry_from_edna_xml(p, shape, accept_implausible)
     if p.suffix.lower() in (".poni", ".txt", ".cfg") or p.read_bytes()[:64].lstrip().startswith(b"#"):
-        return load_poni(p, shape)
+        return load_poni(p, shape, accept_implausible)
     from .io.frames import read_frame
 
     fr = read_frame(p)
-    return geometry_from_metadata(fr.metadata, fr.data.shape, source=p.name)
+    return geometry_from_metadata(fr.metadata, fr.data.shape, source=p.name, accept_implausible=accept_implausible)
 
 
 def geometry_to_header(geo: Geometry) -> dict[str, str]:
@@ -269,7 +416,9 @@ def geometry_to_header(geo: Geometry) -> dict[str, str]:
     return h
 
 
-def geometry_from_edna_xml(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> Geometry:
+def geometry_from_edna_xml(
+    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False
+) -> Geometry:
     """Geometry from an ESRF EDNA/BM29 ``XSDataInputBioSaxs...`` XML file.
 
     beamCenter_1 is along the fast axis (x), beamCenter_2 along the slow axis (y), in pixels;
@@ -285,7 +434,10 @@ def geometry_from_edna_xml(path: str | os.PathLike, shape: tuple[int, int] | Non
         node = root.find(f".//{tag}/value")
         if node is None or node.text is None:
             raise GeometryError(f"{p}: EDNA XML lacks <{tag}>; give a PONI file instead")
-        return float(node.text)
+        try:
+            return float(node.text)
+        except ValueError:
+            raise GeometryError(f"{p}: EDNA XML <{tag}> = {node.text.strip()[:30]!r} is not a number; fix it") from None
 
     meta = FrameMetadata(
         distance_m=val("detectorDistance"),
@@ -295,7 +447,7 @@ def geometry_from_edna_xml(path: str | os.PathLike, shape: tuple[int, int] | Non
         psize_1_m=val("pixelSize_1"),
         psize_2_m=val("pixelSize_2"),
     )
-    return geometry_from_metadata(meta, shape, source=p.name)
+    return geometry_from_metadata(meta, shape, source=p.name, accept_implausible=accept_implausible)
 
 
 def check_shape(geo: Geometry, shape: tuple[int, int], where: str) -> None:

@@ -191,3 +191,87 @@ def test_hot_pixels_found_but_sharp_rings_kept():
     # without geometry, the neighbour test still finds the isolated ones off the ring
     m2 = hot_pixel_mask(img)
     assert {(10, 10), (150, 40)} <= set(map(tuple, np.argwhere(m2).tolist())) and m2.sum() <= 3
+
+
+# ------------------------------------------------------------- issue 14: geometry validated
+
+_CEO2_PONI = """# Nota: C-Order, 1 refers to the Y axis, 2 to the X axis
+PixelSize1: 0.000172
+PixelSize2: 0.000172
+Distance: 0.208651380603
+Poni1: 0.0872948482846
+Poni2: 0.0799601126306
+Rot1: -0.0184422457059
+Rot2: 0.00413760084465
+Rot3: -2.77645988275e-08
+Wavelength: 4.066e-11
+"""
+
+
+def _poni(tmp_path, text, name="g.poni"):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_good_poni_passes_and_matches_pyfai(tmp_path):
+    import pyFAI
+
+    p = _poni(tmp_path, _CEO2_PONI)
+    geo = load_poni(p)
+    ref = pyFAI.load(str(p))
+    assert geo.dist_m == ref.dist and geo.wavelength_m == ref.wavelength
+
+
+def test_misspelt_poni_key_names_the_nearest(tmp_path):
+    """Found 2: a PONI with 'Distnace:' reduced with the distance defaulted to 1 m, exit 0."""
+    p = _poni(tmp_path, _CEO2_PONI.replace("Distance:", "Distnace:"))
+    with pytest.raises(GeometryError, match=r"unknown PONI key 'Distnace' \(did you mean 'Distance'\?\)") as exc:
+        load_poni(p)
+    assert "\n" not in str(exc.value) and str(p) in str(exc.value)
+    # pyFAI itself would have taken it silently with its default distance
+    import pyFAI
+
+    assert pyFAI.load(str(p)).dist == pytest.approx(1.0) or pyFAI.load(str(p)).dist is None
+    p = _poni(tmp_path, _CEO2_PONI.replace("Wavelength:", "Wavelenght:"), "w.poni")
+    with pytest.raises(GeometryError, match="did you mean 'Wavelength'"):
+        load_poni(p)
+    p = _poni(tmp_path, _CEO2_PONI.replace("Poni1: ", "Poni1 "), "c.poni")
+    with pytest.raises(GeometryError, match="not 'Key: value'"):
+        load_poni(p)
+    p = _poni(tmp_path, _CEO2_PONI.replace("Poni2: 0.0799601126306", "Poni2: 0.08 m"), "n.poni")
+    with pytest.raises(GeometryError, match="Poni2 .* is not a number"):
+        load_poni(p)
+
+
+@pytest.mark.parametrize(
+    "old,new,key,fix",
+    [
+        ("Distance: 0.208651380603", "Distance: 208.651380603", "Distance", "if it is in mm, write 0.208651"),
+        ("Wavelength: 4.066e-11", "Wavelength: 0.4066", "Wavelength", "if it is in Angstrom, write 4.066e-11"),
+        ("PixelSize1: 0.000172", "PixelSize1: 172", "PixelSize1", "if it is in um, write 0.000172"),
+        ("Rot1: -0.0184422457059", "Rot1: -10.5", "Rot1", "degrees"),
+    ],
+)
+def test_metre_millimetre_confusion_is_one_line(tmp_path, old, new, key, fix):
+    """Found 2: 'Wavelength: 0.4066' and 'Distance: 208.65' (metres) were accepted without comment."""
+    p = _poni(tmp_path, _CEO2_PONI.replace(old, new))
+    with pytest.raises(GeometryError) as exc:
+        load_poni(p)
+    msg = str(exc.value)
+    assert "\n" not in msg and key in msg and fix in msg, msg
+    if key != "Rot1":  # the explicit override lets a user who means it through
+        assert load_poni(p, accept_implausible=True) is not None
+
+
+def test_header_and_edna_geometry_plausibility(tmp_path):
+    meta = FrameMetadata(distance_m=2869.0, wavelength_m=9.919e-11, center_1_px=888, center_2_px=91,
+                         psize_1_m=172e-6, psize_2_m=172e-6)
+    with pytest.raises(GeometryError, match="SampleDistance = 2869 m .*if it is in mm, write 2.869"):
+        geometry_from_metadata(meta, source="f.edf")
+    xml = realdata("bm29", "WT_001_00001.xml").read_text()
+    bad = tmp_path / "bad.xml"
+    assert "<value>9.919000e-11</value>" in xml
+    bad.write_text(xml.replace("<value>9.919000e-11</value>", "<value>9.919000e-01</value>"))
+    with pytest.raises(GeometryError, match="WaveLength = 0.9919 m .*Angstrom"):
+        geometry_from_edna_xml(bad)
