@@ -148,7 +148,11 @@ def bragg_structure_factor(
     if instrument_fwhm_inv_nm < 0 or disorder_g < 0:
         raise ParameterError("instrument FWHM and disorder g must be >= 0")
     w_size = 2.0 * math.pi * K / coherence_nm
-    qtop = qmax_hkl if qmax_hkl is not None else float(np.max(q)) + 10.0 * (w_size + instrument_fwhm_inv_nm)
+    qtop = (
+        qmax_hkl
+        if qmax_hkl is not None
+        else float(np.max(q)) + 10.0 * (w_size + instrument_fwhm_inv_nm)
+    )
     qs, ws, _ = ring_weights(lattice, a_nm, qtop, edge_nm, aligned, polydispersity)
     s = np.ones_like(q)
     wi = float(instrument_fwhm_inv_nm)
@@ -173,5 +177,3 @@ def sc_supraparticle_intensity(q_nm, edge_nm: float = 9.5, **kw) -> np.ndarray:
     q = np.asarray(q_nm, float)
     p = np.asarray(cube_form_factor(q, edge_nm, kw.get("polydispersity", 0.0)), float)
     return p * bragg_structure_factor(q, edge_nm=edge_nm, **kw)
-
-

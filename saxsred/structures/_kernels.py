@@ -1,0 +1,236 @@
+"""numba kernels of the structures stage: pair-distance histogram, Debye sum, oriented amplitude sums.
+
+Pure functions on arrays; each has an independent check in ``tests/test_structures*.py``
+(a direct O(N^2 q) sum, freud, analytic Laue functions).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def pair_histogram(pos, inv_dr, nbins, nchunks):
+    """Histogram of the N(N-1)/2 pair distances: (count, sum of r) per bin of width 1/inv_dr.
+
+    Rows i and n-2-i are folded into one task (n pairs each) so that the chunks balance;
+    each chunk owns a row of the output, summed by the caller (no atomics, no races).
+    """
+    n = pos.shape[0]
+    x = np.ascontiguousarray(pos[:, 0])
+    y = np.ascontiguousarray(pos[:, 1])
+    z = np.ascontiguousarray(pos[:, 2])
+    cnt = np.zeros((nchunks, nbins), np.float64)
+    rs = np.zeros((nchunks, nbins), np.float64)
+    ntask = n // 2
+    for c in prange(nchunks):
+        for t in range(c, ntask, nchunks):
+            for side in range(2):
+                i = t if side == 0 else n - 2 - t
+                if side == 1 and i == t:
+                    continue
+                if i < 0:
+                    continue
+                xi = x[i]
+                yi = y[i]
+                zi = z[i]
+                for j in range(i + 1, n):
+                    dx = x[j] - xi
+                    dy = y[j] - yi
+                    dz = z[j] - zi
+                    r = math.sqrt(dx * dx + dy * dy + dz * dz)
+                    b = int(r * inv_dr)
+                    cnt[c, b] += 1.0
+                    rs[c, b] += r
+    return cnt, rs
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def pair_distance_floor(pos, nchunks):
+    """The floor of any Debye code: the N(N-1)/2 distances and nothing else (their sum)."""
+    n = pos.shape[0]
+    x = np.ascontiguousarray(pos[:, 0])
+    y = np.ascontiguousarray(pos[:, 1])
+    z = np.ascontiguousarray(pos[:, 2])
+    acc = np.zeros(nchunks)
+    ntask = n // 2
+    for c in prange(nchunks):
+        s = 0.0
+        for t in range(c, ntask, nchunks):
+            for side in range(2):
+                i = t if side == 0 else n - 2 - t
+                if side == 1 and i == t:
+                    continue
+                if i < 0:
+                    continue
+                xi = x[i]
+                yi = y[i]
+                zi = z[i]
+                for j in range(i + 1, n):
+                    dx = x[j] - xi
+                    dy = y[j] - yi
+                    dz = z[j] - zi
+                    s += math.sqrt(dx * dx + dy * dy + dz * dz)
+        acc[c] = s
+    return acc.sum()
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def debye_sum(q, r, w):
+    """sum_b w_b sin(q r_b)/(q r_b) for every q (r_b > 0)."""
+    out = np.empty(q.size)
+    for k in prange(q.size):
+        qk = q[k]
+        s = 0.0
+        if qk == 0.0:
+            for b in range(r.size):
+                s += w[b]
+        else:
+            for b in range(r.size):
+                x = qk * r[b]
+                s += w[b] * math.sin(x) / x
+        out[k] = s
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def direct_debye(pos, q):
+    """Reference O(N^2 q) Debye sum sum_jk sinc(q r_jk) (tests, benchmarks)."""
+    n = pos.shape[0]
+    out = np.empty(q.size)
+    for k in prange(q.size):
+        s = float(n)
+        for i in range(n):
+            for j in range(i + 1, n):
+                dx = pos[j, 0] - pos[i, 0]
+                dy = pos[j, 1] - pos[i, 1]
+                dz = pos[j, 2] - pos[i, 2]
+                x = q[k] * math.sqrt(dx * dx + dy * dy + dz * dz)
+                s += 2.0 * (math.sin(x) / x if x > 0 else 1.0)
+        out[k] = s
+    return out
+
+
+@njit(cache=True, fastmath=True)
+def _sinc(x):
+    if abs(x) < 1e-8:
+        return 1.0
+    return math.sin(x) / x
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def oriented_sum(pos, body, half_edge, q0, dq, nq, dirs, wts, common, nchunks):
+    """Powder average of |sum_j F_j(q n) exp(i q n.r_j)|^2 over the direction nodes ``dirs``.
+
+    q runs over q0 + k dq, k < nq: the phase of each particle is advanced by one complex
+    rotation per q step (the block is short, so the round-off stays near 1e-14).
+    ``body[j]`` holds the cube's axes as rows (lab frame), so its body-frame components
+    of n are body[j] @ n; F_j = prod_i sinc(q c_i e_j/2). With ``common`` every cube has
+    the orientation and edge of cube 0, F factors out of the sum and costs nothing per cube.
+    """
+    n = pos.shape[0]
+    m = dirs.shape[0]
+    acc = np.zeros((nchunks, nq))
+    for c in prange(nchunks):
+        are = np.zeros(nq)
+        aim = np.zeros(nq)
+        for d in range(c, m, nchunks):
+            nx = dirs[d, 0]
+            ny = dirs[d, 1]
+            nz = dirs[d, 2]
+            are[:] = 0.0
+            aim[:] = 0.0
+            for j in range(n):
+                p = pos[j, 0] * nx + pos[j, 1] * ny + pos[j, 2] * nz
+                cr = math.cos(q0 * p)
+                ci = math.sin(q0 * p)
+                sr = math.cos(dq * p)
+                si = math.sin(dq * p)
+                if common:
+                    for k in range(nq):
+                        are[k] += cr
+                        aim[k] += ci
+                        t = cr * sr - ci * si
+                        ci = cr * si + ci * sr
+                        cr = t
+                else:
+                    b0 = (body[j, 0, 0] * nx + body[j, 0, 1] * ny + body[j, 0, 2] * nz) * half_edge[
+                        j
+                    ]
+                    b1 = (body[j, 1, 0] * nx + body[j, 1, 1] * ny + body[j, 1, 2] * nz) * half_edge[
+                        j
+                    ]
+                    b2 = (body[j, 2, 0] * nx + body[j, 2, 1] * ny + body[j, 2, 2] * nz) * half_edge[
+                        j
+                    ]
+                    for k in range(nq):
+                        qk = q0 + k * dq
+                        f = _sinc(qk * b0) * _sinc(qk * b1) * _sinc(qk * b2)
+                        are[k] += f * cr
+                        aim[k] += f * ci
+                        t = cr * sr - ci * si
+                        ci = cr * si + ci * sr
+                        cr = t
+            w = wts[d]
+            if common:
+                b0 = (body[0, 0, 0] * nx + body[0, 0, 1] * ny + body[0, 0, 2] * nz) * half_edge[0]
+                b1 = (body[0, 1, 0] * nx + body[0, 1, 1] * ny + body[0, 1, 2] * nz) * half_edge[0]
+                b2 = (body[0, 2, 0] * nx + body[0, 2, 1] * ny + body[0, 2, 2] * nz) * half_edge[0]
+                for k in range(nq):
+                    qk = q0 + k * dq
+                    f = _sinc(qk * b0) * _sinc(qk * b1) * _sinc(qk * b2)
+                    acc[c, k] += w * f * f * (are[k] * are[k] + aim[k] * aim[k])
+            else:
+                for k in range(nq):
+                    acc[c, k] += w * (are[k] * are[k] + aim[k] * aim[k])
+    out = np.zeros(nq)
+    for c in range(nchunks):
+        for k in range(nq):
+            out[k] += acc[c, k]
+    return out
+
+
+@njit(cache=True, fastmath=True)
+def _laue(x, n):
+    """sin(n x/2)/sin(x/2) for integer n: the amplitude of n unit-spaced points centred on 0."""
+    s = math.sin(0.5 * x)
+    if abs(s) < 1e-9:
+        m = round(x / (2.0 * math.pi))  # at a reciprocal-lattice point: the limit with its sign
+        return float(n) if (m * (n - 1)) % 2 == 0 else -float(n)
+    return math.sin(0.5 * n * x) / s
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def cuboid_model_sum(q, dirs, wts, a, n, half_edge, p_bulk, p_surf, dw_sigma, nsites, nbulk):
+    """Ensemble-average powder intensity of an n x n x n simple-cubic cuboid of aligned cubes (n integer).
+
+    <I(q)> = <|F(q)|^2 [sum_j p_j + D^2 (M^2 - sum_j p_j^2)]>_directions, with occupancy
+    p_j (bulk/surface), uncorrelated Gaussian displacements (D = exp(-q^2 sigma^2 / 2)) and
+    M = p_b B_n + (p_s - p_b)(B_n - B_{n-2}) the mean amplitude, B_n the 3-D Laue amplitude
+    of a centred n^3 block.
+    """
+    nsurf = nsites - nbulk
+    sp = p_bulk * nbulk + p_surf * nsurf
+    sp2 = p_bulk * p_bulk * nbulk + p_surf * p_surf * nsurf
+    out = np.empty(q.size)
+    for k in prange(q.size):
+        qk = q[k]
+        d2 = math.exp(-qk * qk * dw_sigma * dw_sigma)
+        s = 0.0
+        for d in range(dirs.shape[0]):
+            x0 = qk * dirs[d, 0]
+            x1 = qk * dirs[d, 1]
+            x2 = qk * dirs[d, 2]
+            f = _sinc(x0 * half_edge) * _sinc(x1 * half_edge) * _sinc(x2 * half_edge)
+            bn = _laue(x0 * a, n) * _laue(x1 * a, n) * _laue(x2 * a, n)
+            if n > 2:
+                bi = _laue(x0 * a, n - 2) * _laue(x1 * a, n - 2) * _laue(x2 * a, n - 2)
+            else:
+                bi = 0.0
+            mm = p_bulk * bi + p_surf * (bn - bi)
+            s += wts[d] * f * f * (sp + d2 * (mm * mm - sp2))
+        out[k] = s
+    return out
