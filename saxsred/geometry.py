@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import GeometryError, InputError
-from .io.frames import FrameMetadata
+from .io.frames import XEUSS_GAMMA_MAX_DEG, FrameMetadata
 
 _REQUIRED_HEADER = ("SampleDistance", "WaveLength", "Center_1", "Center_2", "PSize_1", "PSize_2")
 
@@ -308,7 +308,10 @@ def geometry_from_metadata(
     nonzero rotations, so tilted headers are converted here with the ewoksid02 convention
     (SCIENCE.md section 2): DetectorRotation_1 (axis 1 = fast) is pyFAI's rot2,
     DetectorRotation_2 (slow) is rot1, DetectorRotation_3 is rot3; dahu's Rot_1/2/3 name
-    the same axes and are mapped the same way. Binning (BSize) multiplies the pixel size
+    the same axes and are mapped the same way. Xenocs Xeuss arm angles (``Delta``/``Gamma``,
+    degrees) become pyFAI rot2 = Delta and rot1 = -Gamma (confirmed on a glassy-carbon
+    frame: see :data:`saxsred.io.frames.XEUSS_GAMMA_MAX_DEG`); a Gamma above that is refused.
+    Binning (BSize) multiplies the pixel size
     when PSize is the unbinned one only if the header says so: ID02 writes binned PSize,
     which is used as is.
     """
@@ -333,6 +336,12 @@ def geometry_from_metadata(
                     ("PSize_1", meta.psize_1_m), ("PSize_2", meta.psize_2_m)):
         if not (np.isfinite(v) and v > 0):  # type: ignore[arg-type]
             raise GeometryError(f"{source}: header {name} = {v} must be positive; fix the header or give --poni")
+    if meta.rotation_convention == "xeuss_arm" and abs(np.degrees(meta.rot_2_rad)) > XEUSS_GAMMA_MAX_DEG:
+        raise GeometryError(
+            f"{source}: Xeuss arm Gamma = {-np.degrees(meta.rot_2_rad):.3g} deg; its sign convention is confirmed "
+            f"only to {XEUSS_GAMMA_MAX_DEG:g} deg (a ring of known q is needed), so it is not guessed: "
+            "calibrate this detector position (saxsred calibrate / pyFAI-calib2) and give the PONI with --poni"
+        )
     if meta.rot_1_rad == 0 and meta.rot_2_rad == 0 and meta.rot_3_rad == 0:
         from pyFAI.geometry import Geometry as PyFAIGeometry
 

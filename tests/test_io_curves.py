@@ -50,8 +50,11 @@ def test_every_abscissa_unit_round_trips(tmp_path, x_unit, fmt):
 
 def test_dat_header_and_nxcansas_units_are_truthful(tmp_path):
     """Found 1: a 2th_deg / q_A^-1 curve was labelled q_nm^-1 and Q@units = 1/nm."""
-    for x_unit, nx_axis, nx_units in (("2th_deg", "two_theta", "degree"), ("q_A^-1", "Q", "1/angstrom"),
-                                      ("q_nm^-1", "Q", "1/nm")):
+    for x_unit, nx_axis, nx_units in (
+        ("2th_deg", "two_theta", "degree"),
+        ("q_A^-1", "Q", "1/angstrom"),
+        ("q_nm^-1", "Q", "1/nm"),
+    ):
         c = _curve(x_unit, wl=0.1)
         text = write_dat(c, tmp_path / f"{nx_axis}.dat").read_text()
         assert f"# x_unit: {x_unit}\n" in text and f"# columns: {x_unit} I sigma" in text
@@ -78,7 +81,9 @@ def test_q_units_convert_and_2theta_needs_wavelength():
     with pytest.warns(InputWarning, match="wavelength 0.1 nm"):
         q = tth.to_q_nm("peaks")
     # q = 4 pi sin(theta) / lambda, written here independently
-    np.testing.assert_allclose(q.q_nm, 4 * np.pi * np.sin(np.radians(tth.q_nm) / 2) / 0.1, rtol=1e-12)
+    np.testing.assert_allclose(
+        q.q_nm, 4 * np.pi * np.sin(np.radians(tth.q_nm) / 2) / 0.1, rtol=1e-12
+    )
 
     with pytest.raises(InputError, match="no wavelength") as exc:
         require_q_nm(_curve("2th_deg"), "peaks")
@@ -163,7 +168,16 @@ def test_ceo2_dioptas_xy_reflections_at_their_q():
         c = read_curve(p)
     assert c.x_unit == "q_nm^-1" and c.wavelength_nm == pytest.approx(0.04066)
     a = 0.54113
-    for hkl in ((1, 1, 1), (2, 0, 0), (2, 2, 0), (3, 1, 1), (2, 2, 2), (4, 0, 0), (3, 3, 1), (4, 2, 0)):
+    for hkl in (
+        (1, 1, 1),
+        (2, 0, 0),
+        (2, 2, 0),
+        (3, 1, 1),
+        (2, 2, 2),
+        (4, 0, 0),
+        (3, 3, 1),
+        (4, 2, 0),
+    ):
         q_hkl = 2 * np.pi * np.sqrt(sum(h * h for h in hkl)) / a
         win = np.abs(c.q_nm - q_hkl) < 0.012 * q_hkl
         i = np.flatnonzero(win)[np.argmax(c.intensity[win])]
@@ -199,7 +213,9 @@ def test_two_column_sigma_estimated_from_scatter(tmp_path):
 def test_old_curve_files_still_read(tmp_path):
     """Files written before the x_unit header ('# q_unit: nm^-1') read as nm^-1 without a note."""
     p = tmp_path / "old.dat"
-    p.write_text("# saxsred 1-D curve\n# q_unit: nm^-1\n# columns: q_nm^-1 I sigma\n0.1 1 0.1\n0.2 2 0.1\n0.3 3 0.1\n")
+    p.write_text(
+        "# saxsred 1-D curve\n# q_unit: nm^-1\n# columns: q_nm^-1 I sigma\n0.1 1 0.1\n0.2 2 0.1\n0.3 3 0.1\n"
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("error", InputWarning)
         c = read_curve(p)

@@ -17,10 +17,20 @@ from saxsred.simulate import write_edf
 
 def test_edf_roundtrip_and_metadata(tmp_path):
     data = np.arange(12 * 10, dtype=np.int32).reshape(12, 10)
-    hdr = {"Center_1": "3.5", "Center_2": "7.25", "PSize_1": "1.72e-4", "PSize_2": "1.72e-4",
-           "SampleDistance": "1.0", "WaveLength": "1e-10", "ExposureTime": "0.5",
-           "Intensity1ShutCor": "123.0", "Intensity0ShutCor": "456.0", "Dummy": "-1", "DDummy": "0.1",
-           "SampleThickness": "0.0015"}
+    hdr = {
+        "Center_1": "3.5",
+        "Center_2": "7.25",
+        "PSize_1": "1.72e-4",
+        "PSize_2": "1.72e-4",
+        "SampleDistance": "1.0",
+        "WaveLength": "1e-10",
+        "ExposureTime": "0.5",
+        "Intensity1ShutCor": "123.0",
+        "Intensity0ShutCor": "456.0",
+        "Dummy": "-1",
+        "DDummy": "0.1",
+        "SampleThickness": "0.0015",
+    }
     write_edf(tmp_path / "a.edf", data, hdr)
     f = read_frame(tmp_path / "a.edf")
     np.testing.assert_array_equal(f.data, data)
@@ -51,7 +61,9 @@ def test_monitor_aliases(hdr, monitor, monitor0, exposure):
 
 
 def test_header_files_and_rotations():
-    md = parse_metadata({"DarkFileName": "dark.edf", "DarkFilePath": "/data", "DetectorRotation_1": "0.1"})
+    md = parse_metadata(
+        {"DarkFileName": "dark.edf", "DarkFilePath": "/data", "DetectorRotation_1": "0.1"}
+    )
     assert md.files["DarkFileName"] == "/data/dark.edf"
     assert md.rot_1_rad == 0.1 and md.rotation_convention == "DetectorRotation"
 
@@ -64,8 +76,15 @@ def test_id02_hdf5_multiframe(tmp_path):
         det.create_dataset("data", data=frames)
         hdr = det.create_group("header")
         hdr.attrs["NX_class"] = "NXcollection"
-        for k, v in {"Center_1": "4.0", "Center_2": "3.0", "PSize_1": "7.5e-5", "PSize_2": "7.5e-5",
-                     "SampleDistance": "2.0", "WaveLength": "1.0e-10", "HSTime": "0.1"}.items():
+        for k, v in {
+            "Center_1": "4.0",
+            "Center_2": "3.0",
+            "PSize_1": "7.5e-5",
+            "PSize_2": "7.5e-5",
+            "SampleDistance": "2.0",
+            "WaveLength": "1.0e-10",
+            "HSTime": "0.1",
+        }.items():
             hdr.create_dataset(k, data=v)
     assert count_frames(p) == 3
     got = list(iter_frames(p, frames=[1, -1]))
@@ -123,3 +142,123 @@ def test_cbf_and_tiff_roundtrip(tmp_path):
     np.testing.assert_array_equal(read_frame(tmp_path / "a.tif").data, data)
     np.save(tmp_path / "a.npy", data)
     assert read_frame(tmp_path / "a.npy").name == "a"
+
+
+# ------------------------------------------------------- issue 14: headers read where they are
+
+
+def _ring_q_per_column(geo, data, mask, band=(14.0, 23.0), width=64):
+    """Position of the strongest ring in a q band, in each strip of columns."""
+    from scipy.ndimage import uniform_filter1d
+
+    q = geo.q_map_nm(data.shape)
+    out = []
+    for x0 in range(0, data.shape[1] - width // 2, width):
+        sl = (slice(None), slice(x0, x0 + width))
+        qq, dd = q[sl][~mask[sl]], data[sl][~mask[sl]]
+        sel = (qq > band[0]) & (qq < band[1])
+        s, edges = np.histogram(qq[sel], bins=90, weights=dd[sel])
+        n, _ = np.histogram(qq[sel], bins=edges)
+        prof = uniform_filter1d(s / np.maximum(n, 1), 7)
+        k = np.argmax(prof[3:-3]) + 3
+        out.append(0.5 * (edges[k] + edges[k + 1]))
+    return np.array(out)
+
+
+def test_xeuss_arm_angles_put_glassy_carbon_at_18():
+    """Found 3: the Xeuss WAXS arm (Delta = 25.84 deg) was ignored and the glassy-carbon (002)
+    peak (2theta ~ 26 deg) landed near q = 0. With Delta as pyFAI rot2 it lands near 18 nm^-1
+    and, as a correct geometry must, at the same q in every column; the opposite sign (the
+    check that confirms the convention) smears it over 18.7-21 nm^-1."""
+    from dataclasses import replace
+
+    from saxsred.geometry import geometry_from_metadata
+
+    fr = read_frame(realdata("xeuss3_edf_header", "measure_1_00001.edf"))
+    md = fr.metadata
+    assert md.rotation_convention == "xeuss_arm" and "Delta" in md.sources["rotations"]
+    assert np.degrees(md.rot_1_rad) == pytest.approx(25.8402)
+    geo = geometry_from_metadata(md, fr.data.shape, source="xeuss")
+    assert np.degrees(geo.rot2_rad) == pytest.approx(25.8402)
+    mask = fr.data < 0
+    peaks = _ring_q_per_column(geo, fr.data.astype(float), mask)
+    # glassy carbon (002): d = 0.35-0.37 nm -> q = 2 pi / d = 17.0-18.0 nm^-1
+    assert 17.0 < np.median(peaks) < 18.5, peaks
+    assert np.ptp(peaks) < 0.5, peaks
+    wrong = replace(geo, rot2_rad=-geo.rot2_rad)
+    assert np.ptp(_ring_q_per_column(wrong, fr.data.astype(float), mask)) > 1.0
+
+
+def test_xeuss_large_gamma_is_refused_not_guessed():
+    from saxsred.errors import GeometryError
+    from saxsred.geometry import geometry_from_metadata
+
+    hdr = {
+        "SampleDistance": "0.114",
+        "WaveLength": "1.54e-10",
+        "Center_1": "269",
+        "Center_2": "504",
+        "PSize_1": "7.5e-5",
+        "PSize_2": "7.5e-5",
+        "Delta": "25.8",
+        "Gamma": "12.0",
+    }
+    with pytest.raises(GeometryError, match="Gamma = 12 deg.*--poni") as exc:
+        geometry_from_metadata(parse_metadata(hdr), (1030, 514))
+    assert "\n" not in str(exc.value)
+
+
+def test_tiny_monitor_warns_and_bad_monitor_refused():
+    """Found 3: Intensity1 = 2.4e-17 was used as a monitor (I ~ 1e24) with no warning."""
+    from saxsred.errors import InputWarning
+    from saxsred.io.frames import check_monitor
+
+    fr = read_frame(realdata("xeuss3_edf_header", "measure_1_00001.edf"))
+    assert fr.metadata.monitor == pytest.approx(2.41927e-17)
+    assert fr.metadata.sources["monitor"] == "header Intensity1"
+    with pytest.warns(InputWarning, match="Intensity1 = 2.42e-17.*--monitor exposure"):
+        check_monitor(fr.metadata.monitor, "Intensity1", fr.path)
+    for bad in (0.0, -3.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="positive and finite"):
+            check_monitor(bad, "Intensity1", "f.edf")
+
+
+def test_missing_monitor_lists_what_exists():
+    """Found 3: '--monitor I1' on a frame without it said only 'header has no Intensity1'."""
+    from saxsred.io.frames import Frame, frame_metadata, missing_monitor_message
+
+    hdr = {"Intensity0": "5e5", "ExposureTime": "2"}
+    fr = Frame(np.zeros((2, 2)), hdr, frame_metadata(hdr), "f.edf")
+    msg = missing_monitor_message(fr, "I1")
+    assert "Intensity1" in msg and "Intensity0 = 5e5" in msg and "ExposureTime = 2" in msg
+    assert "--monitor I0" in msg and "\n" not in msg
+    empty = Frame(np.zeros((2, 2)), {}, frame_metadata({}), "g.edf")
+    assert "--monitor none" in missing_monitor_message(empty, "I1")
+
+
+def test_edna_xml_beside_frame_is_read():
+    """Found 3: EDNA XML normalizationFactor and exposureTime (BM29) were not read."""
+    md = read_frame(realdata("bm29", "WT_001_00001.edf")).metadata
+    assert md.normalization_factor == pytest.approx(1.003381e-3)
+    assert md.exposure_s == pytest.approx(0.5)
+    assert md.sources["normalization_factor"] == "EDNA XML WT_001_00001.xml <normalizationFactor>"
+    assert md.sources["exposure_s"] == "EDNA XML WT_001_00001.xml <exposureTime>"
+
+
+def test_pilatus_tiff_exposure_is_read():
+    """Found 3: the Pilatus TIFF header's Exposure_time was not read."""
+    name = "LaB6_5.6m_12.7keV_corrected_1150.1s_x-1.601_th0.500_5.00s_1116949_maxs.tiff"
+    md = read_frame(realdata("lab6_nslsii_pilatus1m", name)).metadata
+    assert md.exposure_s == pytest.approx(5.0)
+    assert "Pilatus header" in md.sources["exposure_s"]
+    # its header's wavelength (1.54 A) is known to be wrong: it is not taken as geometry
+    assert md.wavelength_m is None
+
+
+def test_biocat_log_beside_frame_is_read():
+    """Found 3: monitors in a beamline log file beside the frame were not read (BioCAT .log)."""
+    p = realdata("eiger2_biocat", "vac_007_data_000001.h5")
+    mds = [f.metadata for f in iter_frames(p)]
+    assert [m.exposure_s for m in mds] == pytest.approx([0.50000024, 0.50000108])
+    assert [m.monitor0 for m in mds] == pytest.approx([11336834.494, 11333022.4731])
+    assert "vac_007.log, row vac_007_000002, column I1" in mds[1].sources["monitor0"]

@@ -177,10 +177,12 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(info, indent=1, sort_keys=True, default=str))
         return 0
     print(f"{args.frame}: {info['frames']} frame(s) of {frame.data.shape[0]} x {frame.data.shape[1]} ({frame.data.dtype})")
-    print("metadata (SI units):")
+    print("metadata (SI units), and where each value came from:")
+    sources = info["metadata"].get("sources", {})
     for k, v in info["metadata"].items():
-        if v not in (None, {}, 0.0, "none", (1, 1)):
-            print(f"  {k:22s} {v}")
+        if k != "sources" and v not in (None, {}, 0.0, "none", (1, 1)):
+            origin = sources.get("rotations" if k.startswith("rot") else k, "")
+            print(f"  {k:22s} {v}" + (f"   <- {origin}" if origin else ""))
     if info["geometry"]:
         gd = info["geometry"]
         print("geometry (pyFAI):")

@@ -32,7 +32,12 @@ _UNIT_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("chi_deg", re.compile(r"\bchi_deg\b")),
     ("r_mm", re.compile(r"\br_mm\b")),
     ("q_nm^-1", re.compile(r"1/nm|nm\^-1|nm-1|nm\^\{-1\}|q\*nm|q_nm|inv(erse)?[ _]nm")),
-    ("q_A^-1", re.compile(r"1/a\b|1/å|a\^-1|å\^-1|\ba-1\b|1/angstrom|angstrom\^-1|inv(erse)?[ _]a(ngstrom)?\b|q_a\^-1")),
+    (
+        "q_A^-1",
+        re.compile(
+            r"1/a\b|1/å|a\^-1|å\^-1|\ba-1\b|1/angstrom|angstrom\^-1|inv(erse)?[ _]a(ngstrom)?\b|q_a\^-1"
+        ),
+    ),
 )
 _EXPLICIT_UNIT = re.compile(r"^\s*[#!;%]?\s*(x_unit|q_unit|unit)\s*[:=]\s*(\S+)", re.IGNORECASE)
 _WAVELENGTH = re.compile(
@@ -53,7 +58,9 @@ def detect_x_unit(header_lines: list[str]) -> tuple[str | None, str]:
         if m:
             from ..curve import normalize_x_unit
 
-            return normalize_x_unit(m.group(2), f"header line {line.strip()!r}"), f"header '{line.strip()}'"
+            return normalize_x_unit(
+                m.group(2), f"header line {line.strip()!r}"
+            ), f"header '{line.strip()}'"
     for line in reversed(header_lines):
         low = line.lower()
         for unit, pat in _UNIT_PATTERNS:
@@ -217,7 +224,9 @@ def _read_text(p: Path, q_unit: str | None, notes: list[str]) -> Curve:
         x_unit, why = detect_x_unit(header_lines)
         if x_unit is None:
             x_unit = "q_nm^-1"
-            notes.append("no abscissa unit in the header: read as q in nm^-1 (give --q-unit if not)")
+            notes.append(
+                "no abscissa unit in the header: read as q in nm^-1 (give --q-unit if not)"
+            )
         elif x_unit != "q_nm^-1":
             notes.append(f"abscissa read as {X_UNIT_LABELS[x_unit]} from the {why}")
     i = data[:, 1]
@@ -244,7 +253,9 @@ def _read_text(p: Path, q_unit: str | None, notes: list[str]) -> Curve:
     else:
         s = data[:, 2]
     wl = _header_wavelength_nm(header_lines)
-    return Curve(data[:, 0], i, s, unit=iunit, name=p.stem, provenance=prov, x_unit=x_unit, wavelength_nm=wl)
+    return Curve(
+        data[:, 0], i, s, unit=iunit, name=p.stem, provenance=prov, x_unit=x_unit, wavelength_nm=wl
+    )
 
 
 def _read_nxcansas(p: Path) -> Curve:
@@ -296,19 +307,35 @@ def _read_nxcansas(p: Path) -> Curve:
     iunit = {"1/cm": "cm^-1", "1/sr": "sr^-1", "arbitrary": "arb"}.get(iunit, iunit)
     prov = dict(prov) if isinstance(prov, dict) else {}
     prov["source"] = prov_mod.input_record(p)
-    return Curve(q, i, s, unit=iunit, name=p.stem, provenance=prov, x_unit=x_unit, wavelength_nm=wl_nm)
+    return Curve(
+        q, i, s, unit=iunit, name=p.stem, provenance=prov, x_unit=x_unit, wavelength_nm=wl_nm
+    )
 
 
 # NXcanSAS axis dataset names for abscissae that are not q (NXcanSAS itself knows only Q;
 # a 2theta curve is written under its own name rather than mislabelled as Q).
-X_AXIS_NAMES = {"q_nm^-1": "Q", "q_A^-1": "Q", "2th_deg": "two_theta", "2th_rad": "two_theta", "chi_deg": "chi", "r_mm": "r"}
+X_AXIS_NAMES = {
+    "q_nm^-1": "Q",
+    "q_A^-1": "Q",
+    "2th_deg": "two_theta",
+    "2th_rad": "two_theta",
+    "chi_deg": "chi",
+    "r_mm": "r",
+}
 
 
 def _nx_x_unit(axis: str, units: str, p: Path) -> str:
     u = units.strip().lower().replace(" ", "")
     if axis.lower() in ("q", "qx", "qy") or u.startswith("1/") or "^-1" in u:
-        table = {"1/nm": "q_nm^-1", "nm^-1": "q_nm^-1", "1/a": "q_A^-1", "1/angstrom": "q_A^-1", "a^-1": "q_A^-1",
-                 "1/m": "", "1/å": "q_A^-1"}
+        table = {
+            "1/nm": "q_nm^-1",
+            "nm^-1": "q_nm^-1",
+            "1/a": "q_A^-1",
+            "1/angstrom": "q_A^-1",
+            "a^-1": "q_A^-1",
+            "1/m": "",
+            "1/å": "q_A^-1",
+        }
         out = table.get(u)
         if out:
             return out
@@ -320,11 +347,16 @@ def _nx_x_unit(axis: str, units: str, p: Path) -> str:
         return "chi_deg"
     elif axis == "r" and u == "mm":
         return "r_mm"
-    raise InputError(f"{p}: axis {axis!r} with units {units!r} is not one saxsred can convert; re-export in 1/nm or 1/angstrom")
+    raise InputError(
+        f"{p}: axis {axis!r} with units {units!r} is not one saxsred can convert; re-export in 1/nm or 1/angstrom"
+    )
 
 
 def _nx_wavelength_nm(entry) -> float | None:
-    for path in ("sasinstrument/sassource/incident_wavelength", "instrument/source/incident_wavelength"):
+    for path in (
+        "sasinstrument/sassource/incident_wavelength",
+        "instrument/source/incident_wavelength",
+    ):
         if path in entry:
             try:
                 v = float(np.asarray(entry[path][()]).ravel()[0])
@@ -363,7 +395,9 @@ def _validate(curve: Curve, p: Path) -> None:
             f"{curve.q_nm[bad][0]:.4g} {curve.x_unit}); remove or mask them before analysis"
         )
     if np.any(curve.sigma < 0):
-        raise InputError(f"{p}: negative sigma values; the third column must be a standard deviation")
+        raise InputError(
+            f"{p}: negative sigma values; the third column must be a standard deviation"
+        )
     if np.any(np.diff(curve.q_nm) <= 0):
         raise InputError(f"{p}: q is not strictly increasing; sort the rows and remove duplicates")
 
@@ -385,7 +419,10 @@ def _q_strings(q: np.ndarray) -> list[str]:
 
 
 def write_dat(
-    curve: Curve, path: str | os.PathLike, prov_json: str | None = None, checksums: dict[str, str] | None = None
+    curve: Curve,
+    path: str | os.PathLike,
+    prov_json: str | None = None,
+    checksums: dict[str, str] | None = None,
 ) -> Path:
     """Write a 3-column text file (x, I, sigma) with a commented provenance header.
 
@@ -443,7 +480,9 @@ def _group(parent: h5py.Group, name: str, nx: str, cansas: str | None = None) ->
     return g
 
 
-def _build_nxcansas(fh: h5py.File, n: int, iunit: str, title: bytes, run: bytes, geo: dict, prov_len: int) -> None:
+def _build_nxcansas(
+    fh: h5py.File, n: int, iunit: str, title: bytes, run: bytes, geo: dict, prov_len: int
+) -> None:
     """The NXcanSAS v1.1 tree with placeholder data: Q, I, Idev of n points, title and run as
     fixed-length strings, provenance as a fixed-length (space-padded) JSON string."""
     fh.attrs["default"] = "sasentry01"
@@ -485,11 +524,22 @@ def _build_nxcansas(fh: h5py.File, n: int, iunit: str, title: bytes, run: bytes,
 _NX_IMAGES: dict[tuple, tuple[bytes, dict[str, int]]] = {}
 
 
-def _nx_image(n: int, iunit: str, title: bytes, run: bytes, geo: dict, prov_len: int) -> tuple[bytes, dict[str, int]]:
+def _nx_image(
+    n: int, iunit: str, title: bytes, run: bytes, geo: dict, prov_len: int
+) -> tuple[bytes, dict[str, int]]:
     import io
 
-    key = (n, iunit, len(title), len(run), prov_len, geo.get("wavelength_m"), geo.get("distance_m"), str(geo.get("detector")),
-           geo.get("x_unit"))
+    key = (
+        n,
+        iunit,
+        len(title),
+        len(run),
+        prov_len,
+        geo.get("wavelength_m"),
+        geo.get("distance_m"),
+        str(geo.get("detector")),
+        geo.get("x_unit"),
+    )
     hit = _NX_IMAGES.get(key)
     if hit is not None:
         return hit
@@ -566,7 +616,10 @@ def write_chi(profile: ChiProfile, path: str | os.PathLike) -> Path:
         f"# provenance: {json.dumps(prov_mod._jsonable(profile.provenance), sort_keys=True)}",
         "# columns: chi_deg I sigma",
     ]
-    body = "\n".join(f"{c:.6f} {i:.8e} {s:.8e}" for c, i, s in zip(profile.chi_deg, profile.intensity, profile.sigma))
+    body = "\n".join(
+        f"{c:.6f} {i:.8e} {s:.8e}"
+        for c, i, s in zip(profile.chi_deg, profile.intensity, profile.sigma)
+    )
     with atomic_path(p) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             fh.write("\n".join(lines) + "\n" + body + "\n")
