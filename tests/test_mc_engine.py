@@ -161,7 +161,7 @@ def test_order_and_clusters():
 
 def test_interrupt_stops_at_block_boundary(monkeypatch):
     calls = {"n": 0}
-    real = obs.largest_cluster
+    real = obs.sdf_pressure
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -169,7 +169,7 @@ def test_interrupt_stops_at_block_boundary(monkeypatch):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(obs, "largest_cluster", flaky)
+    monkeypatch.setattr(obs, "sdf_pressure", flaky)  # called once per block
     res = run(simple_cubic_crystal(4, 0.8), MCParams(block_sweeps=5), 50, seed=1)
     assert res.interrupted and len(res.frames) == 2 and res.sweeps == 15
 
@@ -191,7 +191,7 @@ def test_bad_parameters_give_clear_errors(tmp_path):
     with pytest.raises(ParameterError, match="random insertion"):
         random_fluid(100, 0.5, rng=1)
     with pytest.raises(ParameterError, match="multiple"):
-        run(simple_cubic_crystal(4, 0.8), MCParams(block_sweeps=10), 15, seed=1)
+        run(simple_cubic_crystal(4, 0.8), MCParams(block_sweeps=10, sample_every=3), 30, seed=1)
     (tmp_path / "junk.gsd").write_text("not gsd")
     with pytest.raises(InputError, match="cannot read"):
         read_trajectory(tmp_path / "junk.gsd")

@@ -218,12 +218,25 @@ def overlap_pairs(t, A, B, eps=SAT_EPS, shortcuts=True):
 
 
 @njit(cache=True, inline="always")
-def contact_scale(tx, ty, tz, A, B):
+def _axis_lam(rad, proj, best):
+    p = abs(proj)
+    if p > 0.0:
+        lam = rad / p
+        if lam < best:
+            return lam
+    return best
+
+
+@njit(cache=True, inline="always")
+def contact_scale(tx, ty, tz, A, B, lo=0.0):
     """Largest lambda at which cubes at separation lambda*t touch (orientations fixed).
 
     The cubes are disjoint iff some axis L has lambda |t.L| > r_A(L) + r_B(L), so the
     contact is lambda* = min_L (r_A + r_B) / |t.L| over the 15 SAT axes (exact; the
-    padding keeps degenerate cross axes from giving lambda* ~ 0).
+    padding keeps degenerate cross axes from giving lambda* ~ 0). Stops as soon as an
+    axis gives lambda < ``lo`` and returns that bound: the pressure only needs lambda*
+    near 1, and in a crystal the face axis rules most pairs out at once. Scalars only
+    (no temporary arrays): it runs once per pair per pressure sample.
     """
     h = HALF
     eps = SAT_EPS
@@ -242,52 +255,49 @@ def contact_scale(tx, ty, tz, A, B):
     Q00, Q01, Q02 = abs(R00) + eps, abs(R01) + eps, abs(R02) + eps
     Q10, Q11, Q12 = abs(R10) + eps, abs(R11) + eps, abs(R12) + eps
     Q20, Q21, Q22 = abs(R20) + eps, abs(R21) + eps, abs(R22) + eps
-    best = np.inf
-    proj = np.empty(15)
-    rad = np.empty(15)
-    proj[0] = T0
-    rad[0] = h * (1.0 + Q00 + Q01 + Q02)
-    proj[1] = T1
-    rad[1] = h * (1.0 + Q10 + Q11 + Q12)
-    proj[2] = T2
-    rad[2] = h * (1.0 + Q20 + Q21 + Q22)
-    proj[3] = T0 * R00 + T1 * R10 + T2 * R20
-    rad[3] = h * (1.0 + Q00 + Q10 + Q20)
-    proj[4] = T0 * R01 + T1 * R11 + T2 * R21
-    rad[4] = h * (1.0 + Q01 + Q11 + Q21)
-    proj[5] = T0 * R02 + T1 * R12 + T2 * R22
-    rad[5] = h * (1.0 + Q02 + Q12 + Q22)
-    proj[6] = T2 * R10 - T1 * R20
-    rad[6] = h * (Q20 + Q10 + Q02 + Q01)
-    proj[7] = T2 * R11 - T1 * R21
-    rad[7] = h * (Q21 + Q11 + Q02 + Q00)
-    proj[8] = T2 * R12 - T1 * R22
-    rad[8] = h * (Q22 + Q12 + Q01 + Q00)
-    proj[9] = T0 * R20 - T2 * R00
-    rad[9] = h * (Q20 + Q00 + Q12 + Q11)
-    proj[10] = T0 * R21 - T2 * R01
-    rad[10] = h * (Q21 + Q01 + Q12 + Q10)
-    proj[11] = T0 * R22 - T2 * R02
-    rad[11] = h * (Q22 + Q02 + Q11 + Q10)
-    proj[12] = T1 * R00 - T0 * R10
-    rad[12] = h * (Q10 + Q00 + Q22 + Q21)
-    proj[13] = T1 * R01 - T0 * R11
-    rad[13] = h * (Q11 + Q01 + Q22 + Q20)
-    proj[14] = T1 * R02 - T0 * R12
-    rad[14] = h * (Q12 + Q02 + Q21 + Q20)
-    for k in range(15):
-        p = abs(proj[k])
-        if p > 0.0:
-            lam = rad[k] / p
-            if lam < best:
-                best = lam
-    return best
+    b = np.inf
+    # face axes of A, then of B
+    b = _axis_lam(h * (1.0 + Q00 + Q01 + Q02), T0, b)
+    b = _axis_lam(h * (1.0 + Q10 + Q11 + Q12), T1, b)
+    b = _axis_lam(h * (1.0 + Q20 + Q21 + Q22), T2, b)
+    if b < lo:
+        return b
+    b = _axis_lam(h * (1.0 + Q00 + Q10 + Q20), T0 * R00 + T1 * R10 + T2 * R20, b)
+    b = _axis_lam(h * (1.0 + Q01 + Q11 + Q21), T0 * R01 + T1 * R11 + T2 * R21, b)
+    b = _axis_lam(h * (1.0 + Q02 + Q12 + Q22), T0 * R02 + T1 * R12 + T2 * R22, b)
+    if b < lo:
+        return b
+    # nine edge-edge axes a_i x b_j
+    b = _axis_lam(h * (Q20 + Q10 + Q02 + Q01), T2 * R10 - T1 * R20, b)
+    b = _axis_lam(h * (Q21 + Q11 + Q02 + Q00), T2 * R11 - T1 * R21, b)
+    b = _axis_lam(h * (Q22 + Q12 + Q01 + Q00), T2 * R12 - T1 * R22, b)
+    b = _axis_lam(h * (Q20 + Q00 + Q12 + Q11), T0 * R20 - T2 * R00, b)
+    b = _axis_lam(h * (Q21 + Q01 + Q12 + Q10), T0 * R21 - T2 * R01, b)
+    b = _axis_lam(h * (Q22 + Q02 + Q11 + Q10), T0 * R22 - T2 * R02, b)
+    b = _axis_lam(h * (Q10 + Q00 + Q22 + Q21), T1 * R00 - T0 * R10, b)
+    b = _axis_lam(h * (Q11 + Q01 + Q22 + Q20), T1 * R01 - T0 * R11, b)
+    b = _axis_lam(h * (Q12 + Q02 + Q21 + Q20), T1 * R02 - T0 * R12, b)
+    return b
 
 
 # ------------------------------------------------------------------- box and lists
 @njit(cache=True, inline="always")
 def _wrap(d, L):
     return d - L * math.floor(d / L + 0.5)
+
+
+@njit(cache=True, inline="always")
+def _mi(d, L):
+    """Minimum image of d for |d| < 1.5 L (both ends inside the box): a branch, no division.
+
+    The hot loops call this ~30 times per trial move; the division of :func:`_wrap` was
+    most of the move's cost.
+    """
+    if d >= 0.5 * L:
+        return d - L
+    if d < -0.5 * L:
+        return d + L
+    return d
 
 
 @njit(cache=True)
@@ -336,9 +346,9 @@ def build_nlist(pos, box, r_list, nbr, nn, ref):
                         j = head[c]
                         while j >= 0:
                             if j != i:
-                                dx = _wrap(pos[j, 0] - pos[i, 0], box[0])
-                                dy = _wrap(pos[j, 1] - pos[i, 1], box[1])
-                                dz = _wrap(pos[j, 2] - pos[i, 2], box[2])
+                                dx = _mi(pos[j, 0] - pos[i, 0], box[0])
+                                dy = _mi(pos[j, 1] - pos[i, 1], box[1])
+                                dz = _mi(pos[j, 2] - pos[i, 2], box[2])
                                 d2 = dx * dx + dy * dy + dz * dz
                                 if d2 < r2l:
                                     k = nn[i]
@@ -354,9 +364,9 @@ def build_nlist(pos, box, r_list, nbr, nn, ref):
             for j in range(n):
                 if j == i:
                     continue
-                dx = _wrap(pos[j, 0] - pos[i, 0], box[0])
-                dy = _wrap(pos[j, 1] - pos[i, 1], box[1])
-                dz = _wrap(pos[j, 2] - pos[i, 2], box[2])
+                dx = _mi(pos[j, 0] - pos[i, 0], box[0])
+                dy = _mi(pos[j, 1] - pos[i, 1], box[1])
+                dz = _mi(pos[j, 2] - pos[i, 2], box[2])
                 d2 = dx * dx + dy * dy + dz * dz
                 if d2 < r2l:
                     k = nn[i]
@@ -429,13 +439,13 @@ def mc_moves(
             nx = pos[i, 0] + d_trans * (2.0 * rng_uniform(rng) - 1.0)
             ny = pos[i, 1] + d_trans * (2.0 * rng_uniform(rng) - 1.0)
             nz = pos[i, 2] + d_trans * (2.0 * rng_uniform(rng) - 1.0)
-            nx = _wrap(nx, box[0])
-            ny = _wrap(ny, box[1])
-            nz = _wrap(nz, box[2])
+            nx = _mi(nx, box[0])
+            ny = _mi(ny, box[1])
+            nz = _mi(nz, box[2])
             if interact:
-                ex = _wrap(nx - ref[i, 0], box[0])
-                ey = _wrap(ny - ref[i, 1], box[1])
-                ez = _wrap(nz - ref[i, 2], box[2])
+                ex = _mi(nx - ref[i, 0], box[0])
+                ey = _mi(ny - ref[i, 1], box[1])
+                ez = _mi(nz - ref[i, 2], box[2])
                 if ex * ex + ey * ey + ez * ez > half_skin2:
                     build_nlist(pos, box, r_list, nbr, nn, ref)
                     counts[5] += 1
@@ -444,9 +454,9 @@ def mc_moves(
                 dn = 0
                 for k in range(nn[i]):
                     j = nbr[i, k]
-                    tx = _wrap(pos[j, 0] - nx, box[0])
-                    ty = _wrap(pos[j, 1] - ny, box[1])
-                    tz = _wrap(pos[j, 2] - nz, box[2])
+                    tx = _mi(pos[j, 0] - nx, box[0])
+                    ty = _mi(pos[j, 1] - ny, box[1])
+                    tz = _mi(pos[j, 2] - nz, box[2])
                     r2 = tx * tx + ty * ty + tz * tz
                     if hard and r2 <= R_OUT2:
                         counts[4] += 1
@@ -456,9 +466,9 @@ def mc_moves(
                     if use_well:
                         if r2 < well2:
                             dn += 1
-                        ox = _wrap(pos[j, 0] - pos[i, 0], box[0])
-                        oy = _wrap(pos[j, 1] - pos[i, 1], box[1])
-                        oz = _wrap(pos[j, 2] - pos[i, 2], box[2])
+                        ox = _mi(pos[j, 0] - pos[i, 0], box[0])
+                        oy = _mi(pos[j, 1] - pos[i, 1], box[1])
+                        oz = _mi(pos[j, 2] - pos[i, 2], box[2])
                         if ox * ox + oy * oy + oz * oz < well2:
                             dn -= 1
                 if reject:
@@ -497,9 +507,9 @@ def mc_moves(
                 reject = False
                 for k in range(nn[i]):
                     j = nbr[i, k]
-                    tx = _wrap(pos[j, 0] - pos[i, 0], box[0])
-                    ty = _wrap(pos[j, 1] - pos[i, 1], box[1])
-                    tz = _wrap(pos[j, 2] - pos[i, 2], box[2])
+                    tx = _mi(pos[j, 0] - pos[i, 0], box[0])
+                    ty = _mi(pos[j, 1] - pos[i, 1], box[1])
+                    tz = _mi(pos[j, 2] - pos[i, 2], box[2])
                     r2 = tx * tx + ty * ty + tz * tz
                     if r2 <= R_OUT2:
                         counts[4] += 1
@@ -578,17 +588,18 @@ def sdf_histograms(pos, rot, box, nbr, nn, xmax, hist_hard, hist_well, hard, wel
     nb_w = hist_well.shape[0]
     w2 = well_range * well_range
     rmax2 = R_OUT2 / ((1.0 - xmax) * (1.0 - xmax))
+    lam_lo = 1.0 - xmax  # pairs that touch only after a compression beyond xmax are not binned
     for i in range(n):
         for k in range(nn[i]):
             j = nbr[i, k]
             if j <= i:
                 continue
-            tx = _wrap(pos[j, 0] - pos[i, 0], box[0])
-            ty = _wrap(pos[j, 1] - pos[i, 1], box[1])
-            tz = _wrap(pos[j, 2] - pos[i, 2], box[2])
+            tx = _mi(pos[j, 0] - pos[i, 0], box[0])
+            ty = _mi(pos[j, 1] - pos[i, 1], box[1])
+            tz = _mi(pos[j, 2] - pos[i, 2], box[2])
             r2 = tx * tx + ty * ty + tz * tz
             if hard and r2 < rmax2:
-                lam = contact_scale(tx, ty, tz, rot[i], rot[j])
+                lam = contact_scale(tx, ty, tz, rot[i], rot[j], lam_lo)
                 x = 1.0 - lam
                 if 0.0 <= x < xmax:
                     hist_hard[int(x / xmax * nb_h)] += 1

@@ -25,8 +25,16 @@ import numpy as np
 from ..errors import ParameterError
 from . import _kernels as K
 from . import observables as obs
+from . import obskernels as OK
 
 SQRT3 = math.sqrt(3.0)
+#: default sweeps between pressure/vacancy samples. One SDF pressure sample costs about
+#: three sweeps (N = 999, phi = 0.8: ~9 pairs per cube, 15 axes each) and the O(N)
+#: vacancy pass a few percent of one, so sampling every 50 sweeps keeps them near 6% of
+#: the run; samples 50 sweeps apart are still correlated at phi = 0.8, so little is lost.
+SAMPLE_EVERY = 50
+#: default number of blocks (= frames written) per run
+BLOCKS = 100
 
 
 @dataclass(frozen=True)
@@ -42,8 +50,13 @@ class MCParams:
     target_acceptance : acceptance the step sizes are tuned to during equilibration.
     translate_step, rotate_step : initial maximum displacement (sigma) and angle (rad).
     skin : neighbour-list skin (sigma); translations are capped at skin / (2 sqrt 3).
-    block_sweeps : sweeps (N trial moves each) per block; observables are block means.
-    sample_every : sweeps between samples of pressure and vacancy observables.
+        0.45 keeps the crystal's list at its 26 face, edge and corner neighbours while
+        rebuilds (a few ms each) become rare: ~1 per 100 sweeps at phi = 0.8 (0.3: 1 per 15).
+    block_sweeps : sweeps (N trial moves each) per block, a multiple of ``sample_every``;
+        observables are block means and one frame is written per block. None (default):
+        about :data:`BLOCKS` blocks per run (see :func:`schedule`).
+    sample_every : sweeps between samples of pressure and vacancy observables. None
+        (default): :data:`SAMPLE_EVERY`, fewer for short runs (see :func:`schedule`).
     pressure_xmax, pressure_bins : range and bins of the scale distribution function.
     tune : tune step sizes during equilibration (frozen in production either way).
     """
@@ -55,9 +68,9 @@ class MCParams:
     target_acceptance: float = 0.3
     translate_step: float = 0.05
     rotate_step: float = 0.05
-    skin: float = 0.3
-    block_sweeps: int = 10
-    sample_every: int = 1
+    skin: float = 0.45
+    block_sweeps: int | None = None
+    sample_every: int | None = None
     pressure_xmax: float = 0.02
     pressure_bins: int = 20
     tune: bool = True
@@ -78,7 +91,13 @@ class MCParams:
             raise ParameterError(f"target_acceptance={self.target_acceptance} must lie in (0, 1)")
         if self.translate_step <= 0 or self.rotate_step <= 0 or self.skin <= 0:
             raise ParameterError("translate_step, rotate_step and skin must be positive")
-        if self.block_sweeps < 1 or self.sample_every < 1 or self.block_sweeps % self.sample_every:
+        if (self.block_sweeps is not None and self.block_sweeps < 1) or (
+            self.sample_every is not None and self.sample_every < 1
+        ):
+            raise ParameterError(
+                f"block_sweeps={self.block_sweeps} and sample_every={self.sample_every} must be positive"
+            )
+        if self.block_sweeps and self.sample_every and self.block_sweeps % self.sample_every:
             raise ParameterError(
                 f"block_sweeps={self.block_sweeps} must be a positive multiple of sample_every={self.sample_every}"
             )
@@ -150,6 +169,8 @@ class MCResult:
     timing: dict[str, float]
     interrupted: bool = False
     initial: MCState | None = None
+    block_sweeps: int = 0
+    sample_every: int = 0
 
     @property
     def production(self) -> np.ndarray:
@@ -292,6 +313,31 @@ def _normalised(q: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- driver
+def schedule(
+    sweeps: int, block_sweeps: int | None = None, sample_every: int | None = None
+) -> tuple[int, int]:
+    """Block length and sampling interval (sweeps) for a run of ``sweeps`` sweeps.
+
+    ``sample_every`` defaults to :data:`SAMPLE_EVERY`, or a tenth of the run if that is
+    shorter (at least 10 samples), or the largest divisor of a given block not above
+    that; ``block_sweeps`` defaults to the multiple of ``sample_every`` that gives about
+    :data:`BLOCKS` blocks. The last block may be shorter than the others.
+    """
+    if sweeps < 1:
+        raise ParameterError(f"sweeps={sweeps}: give a positive number of sweeps")
+    k = sample_every
+    if k is None:
+        k = min(SAMPLE_EVERY, max(1, sweeps // 10))
+        if block_sweeps is not None:
+            k = max(d for d in range(1, min(k, block_sweeps) + 1) if block_sweeps % d == 0)
+    bs = block_sweeps if block_sweeps is not None else k * max(1, round(sweeps / (BLOCKS * k)))
+    if bs < 1 or k < 1 or bs % k:
+        raise ParameterError(
+            f"block of {bs} sweeps must be a positive multiple of sample_every={k}"
+        )
+    return int(bs), int(k)
+
+
 def run(
     state: MCState,
     params: MCParams,
@@ -303,11 +349,15 @@ def run(
 ) -> MCResult:
     """Run ``sweeps`` sweeps (N trial moves each) of NVT Monte Carlo from ``state``.
 
-    The first ``equilibration`` sweeps (default: half, rounded to whole blocks) tune the
-    step sizes to ``params.target_acceptance``; production then runs with frozen steps so
-    that the chain obeys detailed balance. Observables are averaged per block of
-    ``params.block_sweeps``. Ctrl-C stops at the next block boundary and returns what
-    is done (``result.interrupted``).
+    The first ``equilibration`` sweeps (default: half, rounded to whole blocks; a given
+    value is rounded up to a block boundary) tune the step sizes to
+    ``params.target_acceptance``; production then runs with frozen steps so that the
+    chain obeys detailed balance. Pressure and vacancy are sampled every
+    ``sample_every`` sweeps and averaged per block (NaN for a block without a sample);
+    acceptance, energy, overlaps and the largest cluster are taken per block (see
+    :func:`schedule`). Sampling never touches the random stream, so the chain does not
+    depend on the schedule. Ctrl-C stops at the next block boundary and returns what is
+    done (``result.interrupted``).
 
     Parameters
     ----------
@@ -315,23 +365,19 @@ def run(
     params : model and move parameters.
     sweeps : total sweeps, equilibration included.
     seed : seed of the xoshiro256** stream; same seed and state give the same run bit for bit.
-    equilibration : sweeps of equilibration (multiple of block_sweeps).
+    equilibration : sweeps of equilibration.
     progress : show a tqdm progress bar.
     """
-    if sweeps < params.block_sweeps or sweeps % params.block_sweeps:
-        raise ParameterError(
-            f"sweeps={sweeps} must be a positive multiple of block_sweeps={params.block_sweeps}"
-        )
-    bs = params.block_sweeps
-    n_blocks = sweeps // bs
+    bs, k_smp = schedule(sweeps, params.block_sweeps, params.sample_every)
+    n_blocks = -(-sweeps // bs)
     if equilibration is None:
         equilibration = (n_blocks // 2) * bs
-    if equilibration < 0 or equilibration % bs or equilibration > sweeps:
-        raise ParameterError(
-            f"equilibration={equilibration} must be a multiple of {bs} in 0..{sweeps}"
-        )
+    if not 0 <= equilibration <= sweeps:
+        raise ParameterError(f"equilibration={equilibration} must lie in 0..{sweeps}")
+    equilibration = min(sweeps, -(-equilibration // bs) * bs)
     check_state(state, params)
     seed = int(seed)
+    t_start = time.perf_counter()
 
     n = state.n
     box = np.ascontiguousarray(state.box, dtype=float)
@@ -343,7 +389,12 @@ def run(
     interact = rc > 0.0
     lmin = float(box.min())
     skin = params.skin
-    r_list = rc + skin
+    # the SDF pressure needs every pair out to r_sdf = sqrt(3) / (1 - xmax) (and Delta):
+    # listing out to max(rc, r_sdf) + skin keeps them listed between rebuilds, so a
+    # sample never forces a rebuild (+2% list length for the hard core)
+    r_sdf = max(SQRT3 / (1.0 - params.pressure_xmax) if params.hard else 0.0,
+                params.well_range if params.beta_eps != 0.0 else 0.0)  # fmt: skip
+    r_list = max(rc, r_sdf) + skin
     if params.hard:
         # inscribed spheres (radius 1/2) of non-overlapping cubes are disjoint, so at most
         # (2 r_list + 1)^3 centres fit within r_list: the rows can never overflow
@@ -355,6 +406,7 @@ def run(
     ref = pos.copy()
     if interact:
         K.build_nlist(pos, box, r_list, nbr, nn, ref)
+    cluster_in_list = interact and params.well_range <= rc
     cap_t = skin / (2.0 * SQRT3) if interact else 0.5 * lmin
     d_t = min(params.translate_step, cap_t)
     d_r = min(params.rotate_step, math.pi)
@@ -368,10 +420,10 @@ def run(
 
     blocks: dict[str, list[float]] = {k: [] for k in BLOCK_KEYS}
     frames: list[tuple[np.ndarray, np.ndarray]] = []
-    t_kernel = 0.0
-    t_cpu = 0.0
+    t_kernel = t_cpu = t_sample = t_block = 0.0
     moves_total = 0
     tests_total = 0
+    rebuilds = 0
     interrupted = False
     done = 0
     from tqdm.auto import tqdm
@@ -379,6 +431,7 @@ def run(
     bar = tqdm(total=sweeps, disable=not progress, unit="sweep", leave=False)
     try:
         for _block in range(n_blocks):
+            b_len = min(bs, sweeps - done)
             production = done >= equilibration
             counts[:] = 0
             hh = np.zeros(nbins, dtype=np.int64)
@@ -386,44 +439,50 @@ def run(
             n_samples = 0
             spreads: list[float] = []
             strings: list[float] = []
-            for _ in range(bs // params.sample_every):
+            s = 0
+            while s < b_len:
+                chunk = min(k_smp, b_len - s)
                 t0 = time.perf_counter()
                 c0 = time.thread_time()
                 K.mc_moves(
-                    pos, quat, rot, box, nbr, nn, ref, r_list, skin, params.sample_every * n,
+                    pos, quat, rot, box, nbr, nn, ref, r_list, skin, chunk * n,
                     d_t, d_r, params.p_translate, params.hard, params.beta_eps,
                     params.well_range, rng, counts,
                 )  # fmt: skip
-                t_kernel += time.perf_counter() - t0
+                t1 = time.perf_counter()
+                t_kernel += t1 - t0
                 t_cpu += time.thread_time() - c0
+                s += chunk
+                bar.update(chunk)
+                if chunk < k_smp:
+                    continue  # the short tail of a run: no sample
                 if interact:
-                    # a fresh list reaches r_list > sqrt(3)/(1 - xmax), all pairs the SDF needs
-                    K.build_nlist(pos, box, r_list, nbr, nn, ref)
-                    K.sdf_histograms(
-                        pos,
-                        rot,
-                        box,
-                        nbr,
-                        nn,
-                        params.pressure_xmax,
-                        hh,
-                        hw,
-                        params.hard,
-                        params.well_range,
-                    )
+                    K.sdf_histograms(pos, rot, box, nbr, nn, params.pressure_xmax, hh, hw,
+                                     params.hard, params.well_range)  # fmt: skip
                 n_samples += 1
                 if vac is not None:
-                    va = vac.analyze(pos)
-                    spreads.append(va.spread)
-                    strings.append(va.string_length)
-                bar.update(params.sample_every)
-            done += bs
+                    spread, string = vac.sample(pos)
+                    spreads.append(spread)
+                    strings.append(string)
+                t_sample += time.perf_counter() - t1
+            t1 = time.perf_counter()
+            done += b_len
             moves_total += int(counts[0] + counts[2])
             tests_total += int(counts[4])
+            rebuilds += int(counts[5])
             bonds += int(counts[6])
             acc_t = counts[1] / counts[0] if counts[0] else math.nan
             acc_r = counts[3] / counts[2] if counts[2] else math.nan
             p = obs.sdf_pressure(hh, hw, n, n_samples, rho, params.pressure_xmax, params.beta_eps)
+            # the Verlet list holds every pair closer than rc >= sqrt(3) (hard) and >= Delta
+            # (well): overlaps, bonds and clusters in one O(N) pass over it
+            n_ov, n_bonds, cluster = (
+                OK.block_checks(pos, rot, box, nbr, nn, params.hard, params.well_range)
+                if interact
+                else (0, 0, 0)
+            )
+            if not cluster_in_list:
+                cluster = obs.largest_cluster(pos, box, params.well_range)
             rec = {
                 "sweep": done, "production": float(production), "acceptance_translate": acc_t,
                 "acceptance_rotate": acc_r, "d_translate": d_t, "d_rotate": d_r, "bonds": bonds,
@@ -431,21 +490,21 @@ def run(
                 "s_well0": p.s_well0,
                 "vacancy_spread": float(np.mean(spreads)) if spreads else math.nan,
                 "string_length": float(np.mean(strings)) if strings else math.nan,
-                "overlaps": K.count_overlaps(pos, rot, box) if params.hard else 0,
-                "largest_cluster": obs.largest_cluster(pos, box, params.well_range),
+                "overlaps": n_ov, "largest_cluster": cluster,
             }  # fmt: skip
             if well:
-                recount = K.count_bonds(pos, box, params.well_range)
+                recount = n_bonds
                 if recount != bonds:  # pragma: no cover - a bookkeeping bug, never a user error
                     raise RuntimeError(
                         f"running bond count {bonds} != recount {recount} after sweep {done}"
                     )
-            for k in BLOCK_KEYS:
-                blocks[k].append(rec[k])
+            for key in BLOCK_KEYS:
+                blocks[key].append(rec[key])
             frames.append((pos.copy(), quat.copy()))
             if params.tune and not production and done < equilibration:
                 d_t = _tuned(d_t, acc_t, params.target_acceptance, cap_t)
                 d_r = _tuned(d_r, acc_r, params.target_acceptance, math.pi)
+            t_block += time.perf_counter() - t1
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -471,11 +530,17 @@ def run(
         timing={
             "moves": moves_total,
             "pair_tests": tests_total,
+            "rebuilds": rebuilds,
             "seconds": t_kernel,
             "cpu_seconds": t_cpu,
+            "sample_seconds": t_sample,
+            "block_seconds": t_block,
+            "total_seconds": time.perf_counter() - t_start,
         },
         interrupted=interrupted,
         initial=state,
+        block_sweeps=bs,
+        sample_every=k_smp,
     )
 
 

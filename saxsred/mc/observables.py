@@ -6,11 +6,14 @@ dataclasses; the driver (:mod:`saxsred.mc.engine`) and ``saxsred mc analyze`` ca
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from . import obskernels as OK
 
 #: a particle counts as part of a spread vacancy when displaced along the vacancy's
 #: row by more than this fraction of the lattice spacing (the paper's Fig. 5 measure)
@@ -27,14 +30,20 @@ class PressureSample:
     s_well0: float
 
 
+@functools.lru_cache(maxsize=16)
+def _intercept_weights(nb: int, xmax: float) -> np.ndarray:
+    # s(0+) of the least-squares quadratic is linear in the bins: weights = first row of
+    # the pseudo-inverse of the design matrix (computed once per binning, ~100x faster
+    # per block than a polyfit call, same numbers to round-off)
+    x = (np.arange(nb) + 0.5) * (xmax / nb)
+    return np.linalg.pinv(np.vander(x, 3, increasing=True))[0]
+
+
 def _intercept(hist: np.ndarray, norm: float, xmax: float) -> float:
     """s(0+) from a histogram over [0, xmax): quadratic least squares through the bins."""
     nb = hist.size
-    dx = xmax / nb
-    x = (np.arange(nb) + 0.5) * dx
-    s = hist / (norm * dx)
-    coef = np.polynomial.polynomial.polyfit(x, s, 2)
-    return float(coef[0])
+    s = hist / (norm * (xmax / nb))
+    return float(_intercept_weights(nb, float(xmax)) @ s)
 
 
 def sdf_pressure(
@@ -129,45 +138,57 @@ class VacancyLattice:
         crystal wander) is the circular mean of the fractional coordinates, so it is
         well defined even when it approaches a/2.
         """
-        a = self.spacing
-        nc = np.asarray(self.n_cells)
-        u = (np.asarray(pos, float) + 0.5 * self.box) / a - 0.5
-        ang = 2.0 * np.pi * u
-        drift = np.arctan2(np.sin(ang).mean(0), np.cos(ang).mean(0)) / (2.0 * np.pi)
-        u = u - drift
-        idx = np.rint(u)
-        d = (u - idx) * a
-        return (idx.astype(np.int64) % nc), d
+        return OK.lattice_displacements(
+            np.ascontiguousarray(pos, dtype=float),
+            self.box,
+            np.asarray(self.n_cells, dtype=np.int64),
+            self.spacing,
+        )
 
-    def analyze(self, pos: np.ndarray) -> VacancyInfo:
-        """Vacancy spread, string length and empty sites of configuration ``pos``."""
+    def sample(self, pos: np.ndarray) -> tuple[float, float]:
+        """(spread, string_length) of configuration ``pos``: what the driver samples.
+
+        One O(N) numba pass (displacements, row occupancy, displaced counts), then the
+        string length of the few deficient rows of the winning axis: a small fraction of
+        a sweep, so it can be sampled as often as the pressure.
+        """
+        info = self.analyze(pos, full=False)
+        return info.spread, info.string_length
+
+    def analyze(self, pos: np.ndarray, full: bool = True) -> VacancyInfo:
+        """Vacancy spread, string length and empty sites of configuration ``pos``.
+
+        ``full=False`` skips the empty sites and the list of deficient rows (the driver's
+        per-sample call); spread and string length are the same either way.
+        """
         nc = self.n_cells
+        nca = np.asarray(nc, dtype=np.int64)
         a = self.spacing
         idx, d = self.displacements(pos)
-        flat = np.ravel_multi_index(idx.T, nc)
-        occ = np.bincount(flat, minlength=self.n_sites)
-        empty = np.flatnonzero(occ == 0)
         n_vac = self.n_sites - len(pos)
-        best = (-1.0, 0, [], 1.0)
-        for axis in range(3):
-            p1, p2 = [k for k in range(3) if k != axis]
+        spreads, counts = OK.vacancy_spreads(idx, d, nca, a, SPREAD_THRESHOLD)
+        axis = int(np.argmax(spreads))  # first maximum, as the per-axis loop it replaces
+        spread = float(spreads[axis])
+        p1, p2 = [k for k in range(3) if k != axis]
+        deficient = np.flatnonzero(counts[axis, : nc[p1] * nc[p2]] < nc[axis])
+        strings = []
+        if deficient.size:
             row = idx[:, p1] * nc[p2] + idx[:, p2]
-            counts = np.bincount(row, minlength=nc[p1] * nc[p2])
-            deficient = np.flatnonzero(counts < nc[axis])
             displaced = np.abs(d[:, axis]) > SPREAD_THRESHOLD * a
-            in_def = np.isin(row, deficient)
-            spread = float(np.count_nonzero(displaced & in_def))
-            if spread > best[0]:
-                strings = [
-                    _string_length(
-                        idx[row == r, axis] + d[row == r, axis] / a, displaced[row == r], nc[axis]
-                    )
-                    for r in deficient
-                ]
-                rows = [(int(r // nc[p2]), int(r % nc[p2])) for r in deficient]
-                best = (spread, axis, rows, float(np.mean(strings)) if strings else 1.0)
-        spread, axis, rows, string = best
+            for r in deficient:
+                sel = row == r
+                strings.append(
+                    _string_length(idx[sel, axis] + d[sel, axis] / a, displaced[sel], nc[axis])
+                )
+        string = float(np.mean(strings)) if strings else 1.0
         per_vac = spread / n_vac if n_vac > 0 else 0.0
+        if full:
+            flat = np.ravel_multi_index(idx.T, nc)
+            empty = np.flatnonzero(np.bincount(flat, minlength=self.n_sites) == 0)
+            rows = [(int(r // nc[p2]), int(r % nc[p2])) for r in deficient]
+        else:
+            flat = empty = np.zeros(0, dtype=np.int64)
+            rows = []
         return VacancyInfo(per_vac, string if n_vac > 0 else 0.0, axis, empty, flat, d, rows)
 
 
@@ -238,8 +259,22 @@ def cubatic_order(orientations: np.ndarray, n_trial: int = 400) -> float:
     return max(-float(res.fun), p4(start))
 
 
-def largest_cluster(pos: np.ndarray, box: np.ndarray, bond_range: float) -> int:
-    """Size of the largest cluster of centres closer than ``bond_range`` (periodic box)."""
+def largest_cluster(
+    pos: np.ndarray,
+    box: np.ndarray,
+    bond_range: float,
+    nlist: tuple[np.ndarray, np.ndarray] | None = None,
+) -> int:
+    """Size of the largest cluster of centres closer than ``bond_range`` (periodic box).
+
+    ``nlist`` = (neighbours, counts) of a Verlet list holding every pair closer than
+    ``bond_range`` (the driver's) makes it an O(N) union-find; otherwise a k-d tree.
+    """
+    if nlist is not None:
+        box = np.asarray(box, float)
+        p = np.asarray(pos, float)
+        p = np.ascontiguousarray(p - box * np.floor(p / box + 0.5))
+        return int(OK.largest_cluster_in_list(p, box, nlist[0], nlist[1], bond_range))
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
     from scipy.spatial import cKDTree

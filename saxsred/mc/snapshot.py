@@ -100,7 +100,8 @@ def write_trajectory(path: str | os.PathLike, result) -> None:
     prov = _provenance(
         result.initial if result.initial is not None else result.state,
         {"seed": result.seed, "sweeps": result.sweeps, "equilibration": result.equilibration,
-         "interrupted": result.interrupted, "steps": list(result.steps)},
+         "interrupted": result.interrupted, "steps": list(result.steps),
+         "block_sweeps": result.block_sweeps, "sample_every": result.sample_every},
     )  # fmt: skip
     start = result.initial if result.initial is not None else result.state
     log0 = _static_log(start, result.params.as_dict(), prov)
