@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import sys
 
@@ -159,25 +158,26 @@ def _run(args: argparse.Namespace) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     from ..mc.observables import summarize
     from ..mc.snapshot import read_trajectory
+    from .output import format_value, print_json
 
     s = summarize(read_trajectory(args.snapshot))
     if args.json:
-        print(json.dumps(s, indent=1, default=float, allow_nan=True))
+        print_json(s)
         return 0
     print(f"{s['file']}: N = {s['n_particles']}, phi = {s['phi']:.4f}, beta*eps = {s['beta_eps']}, "
           f"Delta = {s['well_range']} sigma, {s['sweeps']} sweeps ({s['production_blocks']} production blocks)")  # fmt: skip
     acc = s["acceptance"]
-    print(f"  acceptance        translate {acc['translate']:.3f}, rotate {acc['rotate']:.3f}")
+    print(f"  acceptance        translate {format_value(acc['translate'])}, rotate {format_value(acc['rotate'])}")  # fmt: skip
+    z = format_value(s["compressibility_factor"], s["compressibility_factor_err"])
+    print(f"  beta P sigma^3    {format_value(s['pressure'], s['pressure_err'])}  (Z = {z})")
+    print(f"  energy / N        {format_value(s['energy_per_particle'], s['energy_per_particle_err'], 'kT')}")  # fmt: skip
+    if s["vacancy_spread"] is None:
+        print(f"  vacancy spread    not applicable: {s['vacancy_spread_reason']}")
+    else:
+        print(f"  vacancy spread    {format_value(s['vacancy_spread'], s['vacancy_spread_err'])} "
+              f"(string {format_value(s['string_length'], s['string_length_err'])} sites)")  # fmt: skip
     print(
-        f"  beta P sigma^3    {s['pressure']:.3f} +/- {s['pressure_err']:.3f}  (Z = {s['compressibility_factor']:.3f})"
-    )
-    print(
-        f"  energy / N        {s['energy_per_particle']:.4f} +/- {s['energy_per_particle_err']:.4f} kT"
-    )
-    print(f"  vacancy spread    {s['vacancy_spread']:.2f} +/- {s['vacancy_spread_err']:.2f} "
-          f"(string {s['string_length']:.2f} sites)")  # fmt: skip
-    print(
-        f"  cubatic P4        {s['cubatic_order']:.3f};  largest cluster {s['largest_cluster']};  overlaps {s['overlaps']}"
+        f"  cubatic P4        {format_value(s['cubatic_order'])};  largest cluster {s['largest_cluster']};  overlaps {s['overlaps']}"
     )
     return 0
 

@@ -9,6 +9,30 @@ import numpy as np
 from .observables import VacancyLattice
 
 
+def inplane_angles(orientations: np.ndarray, normal: int) -> np.ndarray:
+    """Angle (degrees, in [-45, 45)) at which each cube's square shows in a lattice plane.
+
+    The plane is spanned by the two lab axes other than ``normal``, drawn with the lower
+    one to the right (e0) and the higher one up (e1). Of the body axes that are not the
+    one closest to the plane normal, the one closest to e0 is projected onto the plane
+    and its angle from e0 towards e1 is taken modulo 90 degrees (the square's symmetry).
+    Its magnitude never exceeds the cube's misorientation angle 2 arccos|w|: a rotation
+    by phi turns no vector by more than phi.
+    """
+    from . import _kernels as K
+
+    q = np.asarray(orientations, float)
+    R = K.quats_to_rots(q / np.linalg.norm(q, axis=1, keepdims=True)).reshape(-1, 3, 3)
+    e0, e1 = [c for c in range(3) if c != normal]
+    rows = np.arange(len(R))
+    k_n = np.argmax(np.abs(R[:, normal, :]), axis=1)  # body axis along the normal
+    along = np.abs(R[:, e0, :])
+    along[rows, k_n] = -1.0
+    v = R[rows, :, np.argmax(along, axis=1)]  # body axis closest to e0, lab components
+    ang = np.degrees(np.arctan2(v[:, e1], v[:, e0]))
+    return (ang + 45.0) % 90.0 - 45.0
+
+
 def lattice_slices(states: Sequence, titles: Sequence[str] | None = None, vmax: float = 0.5):
     """One panel per state: the lattice plane holding the row the vacancy spreads along.
 
@@ -44,12 +68,7 @@ def lattice_slices(states: Sequence, titles: Sequence[str] | None = None, vmax: 
         sel = np.flatnonzero(idx[:, normal] == layer)
         a = lat.spacing
         disp = np.linalg.norm(va.displacement[sel], axis=1) / a
-        q = np.asarray(st.orientations, float)[sel]
-        from . import _kernels as K
-
-        R = K.quats_to_rots(q / np.linalg.norm(q, axis=1, keepdims=True)).reshape(-1, 3, 3)
-        # in-plane angle of the body axis closest to the first in-plane lab axis
-        ang = np.degrees(np.arctan2(R[:, inplane[1], 0], R[:, inplane[0], 0]))
+        ang = inplane_angles(np.asarray(st.orientations, float)[sel], normal)
         xy = (idx[sel][:, inplane] * a + va.displacement[sel][:, inplane]) / a
         patches = []
         for (x, y), th in zip(xy, ang):

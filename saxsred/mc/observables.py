@@ -334,6 +334,7 @@ def summarize(traj: Any) -> dict[str, Any]:
         "pressure": p,
         "pressure_err": pe,
         "compressibility_factor": p / last.phi if math.isfinite(p) else math.nan,
+        "compressibility_factor_err": pe / last.phi if math.isfinite(pe) else math.nan,
         "energy_per_particle": en,
         "energy_per_particle_err": ene,
         "vacancy_spread": vs,
@@ -357,4 +358,12 @@ def summarize(traj: Any) -> dict[str, Any]:
         va = lat.analyze(last.positions)
         out["n_sites"] = lat.n_sites
         out["empty_sites_last"] = va.empty_sites.tolist()
+    else:
+        # no lattice to hold a vacancy: say so instead of reporting NaN as a measurement
+        for key in ("vacancy_spread", "vacancy_spread_err", "string_length", "string_length_err"):
+            out[key] = None
+        out["vacancy_spread_reason"] = (
+            f"the run started from a {str(traj.provenance.get('state', {}).get('start', 'state')).replace('_', ' ')} "
+            "without a lattice; vacancy analysis applies to a crystal start (saxsred mc run --n-cells)"
+        )
     return out
