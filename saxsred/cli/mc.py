@@ -142,7 +142,7 @@ def _run(args: argparse.Namespace) -> int:
     write_trajectory(args.output, result)
     t = result.timing
     rate = t["moves"] / t["seconds"] / 1e6 if t["seconds"] > 0 else math.nan
-    obs_share = (t["sample_seconds"] + t["block_seconds"]) / t["total_seconds"]
+    obs_share = (t["sample_cpu_seconds"] + t["block_cpu_seconds"]) / t["total_cpu_seconds"]
     print(f"wrote {args.output}: N={result.state.n}, phi={result.state.phi:.4f}, {result.sweeps} sweeps "
           f"({result.equilibration} equilibration) in blocks of {result.block_sweeps}, samples every "
           f"{result.sample_every}; moves {rate:.2f} M trial moves/s, observables {100 * obs_share:.0f}% of the run")  # fmt: skip
