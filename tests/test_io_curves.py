@@ -220,3 +220,14 @@ def test_old_curve_files_still_read(tmp_path):
         warnings.simplefilter("error", InputWarning)
         c = read_curve(p)
     assert c.x_unit == "q_nm^-1"
+
+
+def test_cli_refuses_2theta_curve_without_wavelength(tmp_path, capsys):
+    """Found 1: 'peaks' on a 2th_deg file read it as q and died allocating 24 GB; now one line, exit 2."""
+    from saxsred.cli import main
+
+    tth = np.linspace(1.0, 30.0, 400)
+    p = _write(tmp_path, "x.xy", "# 2th_deg I\n", tth, 10 + np.exp(-((tth - 12) ** 2) / 0.01), np.ones_like(tth))
+    rc = main(["peaks", str(p), "--json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "no wavelength" in err
