@@ -43,6 +43,8 @@ class Geometry:
     detector: str = "generic"
     shape: tuple[int, int] | None = None
     source: str = ""
+    # instrumental Gaussian FWHM (nm^-1) measured on a calibrant (``saxsred calibrate``), if known
+    instrument_fwhm_inv_nm: float | None = None
 
     def integrator(self):
         """A new pyFAI ``AzimuthalIntegrator`` for this geometry."""
@@ -93,7 +95,7 @@ class Geometry:
             "distance_m": self.dist_m,
             "detector": self.detector,
             "source": self.source,
-        }
+        } | ({"instrument_fwhm_inv_nm": self.instrument_fwhm_inv_nm} if self.instrument_fwhm_inv_nm else {})
 
     def q_map_nm(self, shape: tuple[int, int] | None = None) -> np.ndarray:
         """q (nm^-1) at every pixel centre."""
@@ -244,7 +246,8 @@ def check_plausible(
 
 
 def load_poni(
-    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False
+    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False,
+    wavelength_m: float | None = None,
 ) -> Geometry:
     """Read a pyFAI PONI file into a :class:`Geometry`.
 
@@ -267,8 +270,11 @@ def load_poni(
     except Exception as exc:
         msg = " ".join(str(exc).split())[:120]
         raise GeometryError(f"{p}: not a valid PONI file ({type(exc).__name__}: {msg}); recalibrate or fix the file") from None
+    if wavelength_m:
+        ai.wavelength = float(wavelength_m)
     if not ai.wavelength:
-        raise GeometryError(f"{p}: the PONI file has no Wavelength; add 'Wavelength: <m>' to it")
+        raise GeometryError(f"{p}: the PONI file has no Wavelength; add 'Wavelength: <m>' to it, "
+                            "or give --wavelength-nm / --energy-kev")
     det = ai.detector
     name = type(det).__name__
     shape = shape or (tuple(det.max_shape) if det.max_shape is not None else None)
@@ -286,6 +292,9 @@ def load_poni(
         shape=shape,
         source=p.name,
     )
+    width = poni_instrument_width(p)
+    if width is not None:
+        geo = replace(geo, instrument_fwhm_inv_nm=width)
     check_plausible(geo, str(p), accept_implausible)
     return geo
 
@@ -387,7 +396,8 @@ def geometry_from_metadata(
 
 
 def load_geometry(
-    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False
+    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False,
+    wavelength_m: float | None = None,
 ) -> Geometry:
     """Geometry from a PONI file, an EDNA XML file, or the ESRF header of a frame file.
 
@@ -401,11 +411,79 @@ def load_geometry(
     if p.suffix.lower() == ".xml":
         return geometry_from_edna_xml(p, shape, accept_implausible)
     if p.suffix.lower() in (".poni", ".txt", ".cfg") or p.read_bytes()[:64].lstrip().startswith(b"#"):
-        return load_poni(p, shape, accept_implausible)
+        return load_poni(p, shape, accept_implausible, wavelength_m=wavelength_m)
     from .io.frames import read_frame
 
     fr = read_frame(p)
     return geometry_from_metadata(fr.metadata, fr.data.shape, source=p.name, accept_implausible=accept_implausible)
+
+
+# ----------------------------------------------------- overrides (wavelength, energy, Dioptas)
+
+# h c in keV nm (CODATA 2018): lambda[nm] = 1.239841984 / E[keV]
+HC_KEV_NM = 1.239841984
+
+
+def wavelength_from(wavelength_nm: float | None = None, energy_kev: float | None = None) -> float | None:
+    """Wavelength in metres from ``--wavelength-nm`` or ``--energy-kev`` (None if neither)."""
+    if wavelength_nm is not None and energy_kev is not None:
+        raise GeometryError("give the wavelength (--wavelength-nm) or the energy (--energy-kev), not both")
+    if wavelength_nm is not None:
+        if not (np.isfinite(wavelength_nm) and 1e-3 <= wavelength_nm <= 2.0):
+            raise GeometryError(f"wavelength {wavelength_nm} nm is outside 0.001-2 nm; give nanometres "
+                                "(0.1 nm = 1 Angstrom = 12.4 keV)")
+        return float(wavelength_nm) * 1e-9
+    if energy_kev is not None:
+        if not (np.isfinite(energy_kev) and 0.6 <= energy_kev <= 1240.0):
+            raise GeometryError(f"energy {energy_kev} keV is outside 0.6-1240 keV; give kilo-electronvolts")
+        return HC_KEV_NM / float(energy_kev) * 1e-9
+    return None
+
+
+def from_dioptas(geo: Geometry, shape: tuple[int, int] | None = None) -> Geometry:
+    """Geometry of a Dioptas PONI converted to the image as fabio reads it.
+
+    Dioptas calibrates the image flipped upside-down (``np.flipud`` of fabio's array), so
+    its row axis runs the other way: row i here is row N1-1-i there. Reversing axis 1 is a
+    mirror y -> -y of the detector frame; conjugating the rotations by it keeps rot1 (about
+    y) and reverses rot2 (about x) and rot3 (about the beam), and the PONI along y becomes
+    N1 * pixel1 - poni1. The data are never flipped. Needs the detector shape.
+    """
+    shape = shape or geo.shape
+    if shape is None:
+        raise GeometryError(f"{geo.source or 'PONI'}: the detector shape is needed to convert a Dioptas PONI; "
+                            "give the frame (or a PONI with the detector)")
+    return replace(geo, poni1_m=shape[0] * geo.pixel1_m - geo.poni1_m, rot2_rad=-geo.rot2_rad,
+                   rot3_rad=-geo.rot3_rad, shape=tuple(shape), source=f"{geo.source} (Dioptas, converted)")
+
+
+def apply_overrides(geo: Geometry, wavelength_nm: float | None = None, energy_kev: float | None = None,
+                    dioptas: bool = False, shape: tuple[int, int] | None = None) -> Geometry:
+    """Geometry with the user's overrides: wavelength (nm) or energy (keV), Dioptas orientation."""
+    lam = wavelength_from(wavelength_nm, energy_kev)
+    if lam is not None:
+        geo = replace(geo, wavelength_m=lam)
+    if dioptas:
+        geo = from_dioptas(geo, shape)
+    return geo
+
+
+def poni_instrument_width(path: str | os.PathLike) -> float | None:
+    """Instrumental FWHM (nm^-1) that ``saxsred calibrate`` wrote into a PONI's comments, or None."""
+    import re
+
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    m = re.search(r"^#\s*saxsred instrument_fwhm_inv_nm:\s*([0-9.eE+-]+)\s*$", text, re.MULTILINE)
+    if not m:
+        return None
+    try:
+        v = float(m.group(1))
+    except ValueError:
+        return None
+    return v if np.isfinite(v) and v > 0 else None
 
 
 def geometry_to_header(geo: Geometry) -> dict[str, str]:
