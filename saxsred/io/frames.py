@@ -543,10 +543,59 @@ def _check_path(path: str | os.PathLike) -> Path:
     return p
 
 
+_EDF_BYTES = {"unsignedbyte": 1, "signedbyte": 1, "unsigned8": 1, "signed8": 1, "unsignedshort": 2, "signedshort": 2,
+              "unsigned16": 2, "signed16": 2, "unsignedinteger": 4, "signedinteger": 4, "unsigned32": 4, "signed32": 4,
+              "unsignedlong": 4, "signedlong": 4, "floatvalue": 4, "float": 4, "floatieee32": 4, "real": 4,
+              "doublevalue": 8, "double": 8, "floatieee64": 8, "signed64": 8, "unsigned64": 8}
+# The most pixels a frame may declare (a 100-megapixel detector has 1e8).
+MAX_FRAME_PIXELS = 2**30
+
+
+def _edf_precheck(p: Path) -> None:
+    """Refuse an EDF whose first header declares more data than the file can hold.
+
+    fabio allocates what the header declares before reading: a header saying Dim_2 = 4e9
+    would take all the memory (found by fuzzing). Compressed blocks may legitimately be
+    smaller than declared, so they are bounded only by MAX_FRAME_PIXELS.
+    """
+    with open(p, "rb") as fh:
+        head = fh.read(65536)
+    if not head.lstrip().startswith(b"{") or b"}" not in head:
+        return
+    text = head[: head.index(b"}")].decode("latin-1")
+    h: dict[str, str] = {}
+    for part in text.lstrip("{ \r\n").split(";"):
+        if "=" in part:
+            k, v = part.split("=", 1)
+            h[k.strip()] = v.strip()
+    dims = []
+    for key in ("Dim_1", "Dim_2", "Dim_3"):
+        if key not in h:
+            continue
+        try:
+            n = int(float(h[key]))
+        except (ValueError, OverflowError):
+            raise InputError(f"{p}: EDF header {key} = {h[key][:20]!r} is not a whole number; the header is damaged") from None
+        if n <= 0:
+            raise InputError(f"{p}: EDF header {key} = {n} must be positive; the header is damaged")
+        dims.append(n)
+    npix = math.prod(dims) if dims else 0
+    if npix > MAX_FRAME_PIXELS:
+        raise InputError(f"{p}: EDF header declares {npix:.3g} pixels (Dim_1 x Dim_2); the header is damaged")
+    nbytes = npix * _EDF_BYTES.get(h.get("DataType", "").lower(), 1)
+    compressed = any(k.lower() == "compression" and v.lower() not in ("none", "") for k, v in h.items())
+    if nbytes and not compressed and p.suffix.lower() == ".edf" and nbytes > p.stat().st_size:
+        raise InputError(
+            f"{p}: EDF header declares {nbytes} bytes of data but the file has {p.stat().st_size}; "
+            "the file is truncated or its header is wrong"
+        )
+
+
 @contextlib.contextmanager
 def _open_fabio(p: Path):
     import fabio
 
+    _edf_precheck(p)
     with _fabio_errors() as cap:
         try:
             img = fabio.open(str(p))
