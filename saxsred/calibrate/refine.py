@@ -134,6 +134,7 @@ def refine_geometry(
     fix: tuple[str, ...] = ("wavelength", "rot3"),
     pts_per_deg: float = 1.0,
     passes: int = 3,
+    seed: int = 0,
 ) -> Refinement:
     """Extract control points and refine ``start`` (pyFAI parameter names, metres, radians).
 
@@ -141,9 +142,25 @@ def refine_geometry(
     refines the distance and the PONI only; the later passes use every ring in the frame
     and free the tilts (all but ``fix``).
     """
+    _quiet()
+    # pyFAI's massif visits the candidate pixels in an order drawn from numpy's global
+    # random state: fix it for the extraction (same frame -> same PONI bytes) and give the
+    # caller's state back afterwards
+    state = np.random.get_state()  # noqa: NPY002 (pyFAI draws from the legacy global state)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        return _refine_geometry(
+            data, mask, detector, calibrant, start, first_rings, fix, pts_per_deg, passes
+        )
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
+def _refine_geometry(
+    data, mask, detector, calibrant, start, first_rings, fix, pts_per_deg, passes
+) -> Refinement:
     from pyFAI.goniometer import SingleGeometry
 
-    _quiet()
     detector.mask = np.asarray(mask, dtype=np.int8)
     geo = {k: float(start[k]) for k in PARAMS}
     geo["wavelength"] = float(start["wavelength"])
