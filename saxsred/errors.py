@@ -9,9 +9,18 @@ from __future__ import annotations
 
 
 class SaxsredError(Exception):
-    """Base class: a problem the user can fix, described in one line."""
+    """Base class: a problem the user can fix, described in one line.
+
+    A message that quotes a library's (``XMLSyntaxError: ...\n, line 1``) is folded onto
+    one line here, so every raise site keeps the one-line promise.
+    """
 
     exit_code = 2
+
+    def __init__(self, *args: object) -> None:
+        if args and isinstance(args[0], str) and ("\n" in args[0] or "\r" in args[0]):
+            args = (" ".join(args[0].split()), *args[1:])
+        super().__init__(*args)
 
 
 class InputError(SaxsredError):
