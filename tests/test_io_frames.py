@@ -262,3 +262,17 @@ def test_biocat_log_beside_frame_is_read():
     assert [m.exposure_s for m in mds] == pytest.approx([0.50000024, 0.50000108])
     assert [m.monitor0 for m in mds] == pytest.approx([11336834.494, 11333022.4731])
     assert "vac_007.log, row vac_007_000002, column I1" in mds[1].sources["monitor0"]
+
+
+def test_edf_header_declaring_huge_frame_is_refused_before_allocation(tmp_path):
+    """Found by fuzzing: Dim_2 = 4e9 made fabio allocate tens of GB before failing."""
+    body = "{\nHeaderID = EH:000001:000000:000000 ;\nByteOrder = LowByteFirst ;\nDataType = FloatValue ;\n"
+    body += "Dim_1 = 30 ;\nDim_2 = 4000000000 ;\nSize = 4800 ;\n"
+    head = body + " " * (512 - (len(body) + 2) % 512) + "}\n"
+    p = tmp_path / "big.edf"
+    p.write_bytes(head.encode() + np.zeros(1200, "<f4").tobytes())
+    with pytest.raises(InputError, match="declares 1.2e\\+11 pixels"):
+        read_frame(p)
+    p.write_bytes(head.replace("4000000000", "400").encode() + np.zeros(1200, "<f4").tobytes())
+    with pytest.raises(InputError, match="declares 48000 bytes .* truncated"):
+        read_frame(p)
