@@ -1,9 +1,57 @@
 """Comparison structures: model supraparticles, their scattering, and fits of structures to data.
 
-- :mod:`.bragg`: the powder-ring model S_eff(q) of crystalline supraparticles
-  (:func:`bragg_structure_factor`), the forward model of the sample data.
+- :mod:`.build`: supraparticles of cubes on a lattice block from :mod:`saxsred.lattice`, with
+  bulk/surface vacancies, positional and rotational disorder, a size distribution
+  (:func:`build_supraparticle`, :func:`supraparticle_sizes`, :func:`from_configuration`).
+- :mod:`.debye`: Debye scattering of centres through a pair-distance histogram
+  (:func:`debye_intensity`, :func:`structure_factor`).
+- :mod:`.oriented`: the exact oriented-cube powder average (:func:`oriented_intensity`).
+- :mod:`.scatter`: a configuration's I(q), S_eff(q) or S(q) as a Curve (:func:`scatter`).
+- :mod:`.fit`: the ensemble-average SC block model and its fit to a measured S_eff
+  (:func:`model_s_eff`, :func:`fit_structure`).
+- :mod:`.bragg`: the powder-ring model S_eff(q) (:func:`bragg_structure_factor`), the
+  forward model of the sample data.
+
+Example
+-------
+>>> import numpy as np
+>>> from saxsred.structures import build_supraparticle, scatter
+>>> sp = build_supraparticle("SC", a_nm=11.4, edge_nm=9.5, cells=(6, 6, 6), rng=0)
+>>> cv = scatter(sp, np.linspace(0.3, 1.4, 200), kind="effective")
 """
 
 from .bragg import bragg_structure_factor, ring_weights, sc_supraparticle_intensity
+from .build import (
+    Supraparticle,
+    build_supraparticle,
+    from_configuration,
+    quaternion_to_matrix,
+    supraparticle_sizes,
+)
+from .debye import debye_intensity, pair_distance_histogram, structure_factor
+from .fit import StructureFit, fit_structure, model_s_eff
+from .oriented import orientation_averaged_amplitude, oriented_intensity
+from .scatter import KINDS, METHODS, scatter, smear
 
-__all__ = ["bragg_structure_factor", "ring_weights", "sc_supraparticle_intensity"]
+__all__ = [
+    "KINDS",
+    "METHODS",
+    "StructureFit",
+    "Supraparticle",
+    "bragg_structure_factor",
+    "build_supraparticle",
+    "debye_intensity",
+    "fit_structure",
+    "from_configuration",
+    "model_s_eff",
+    "orientation_averaged_amplitude",
+    "oriented_intensity",
+    "pair_distance_histogram",
+    "quaternion_to_matrix",
+    "ring_weights",
+    "sc_supraparticle_intensity",
+    "scatter",
+    "smear",
+    "structure_factor",
+    "supraparticle_sizes",
+]

@@ -134,6 +134,11 @@ def oriented_sum(pos, body, half_edge, q0, dq, nq, dirs, wts, common, nchunks):
     n = pos.shape[0]
     m = dirs.shape[0]
     acc = np.zeros((nchunks, nq))
+    iq3 = np.zeros(nq)
+    for k in range(nq):
+        qk = q0 + k * dq
+        if qk > 0.0:
+            iq3[k] = 1.0 / (qk * qk * qk)
     for c in prange(nchunks):
         are = np.zeros(nq)
         aim = np.zeros(nq)
@@ -157,6 +162,8 @@ def oriented_sum(pos, body, half_edge, q0, dq, nq, dirs, wts, common, nchunks):
                         ci = cr * si + ci * sr
                         cr = t
                 else:
+                    # each sinc(q b_i) = Im(exp(i q b_i)) / (q b_i), the sines advanced by rotation
+                    # like the phase; |b_i| is floored at 1e-9 nm (sinc there is 1 - 1e-19 q^2)
                     b0 = (body[j, 0, 0] * nx + body[j, 0, 1] * ny + body[j, 0, 2] * nz) * half_edge[
                         j
                     ]
@@ -166,14 +173,44 @@ def oriented_sum(pos, body, half_edge, q0, dq, nq, dirs, wts, common, nchunks):
                     b2 = (body[j, 2, 0] * nx + body[j, 2, 1] * ny + body[j, 2, 2] * nz) * half_edge[
                         j
                     ]
+                    if abs(b0) < 1e-9:
+                        b0 = 1e-9
+                    if abs(b1) < 1e-9:
+                        b1 = 1e-9
+                    if abs(b2) < 1e-9:
+                        b2 = 1e-9
+                    inv_b = 1.0 / (b0 * b1 * b2)
+                    x0r = math.cos(q0 * b0)
+                    x0i = math.sin(q0 * b0)
+                    x1r = math.cos(q0 * b1)
+                    x1i = math.sin(q0 * b1)
+                    x2r = math.cos(q0 * b2)
+                    x2i = math.sin(q0 * b2)
+                    t0r = math.cos(dq * b0)
+                    t0i = math.sin(dq * b0)
+                    t1r = math.cos(dq * b1)
+                    t1i = math.sin(dq * b1)
+                    t2r = math.cos(dq * b2)
+                    t2i = math.sin(dq * b2)
                     for k in range(nq):
-                        qk = q0 + k * dq
-                        f = _sinc(qk * b0) * _sinc(qk * b1) * _sinc(qk * b2)
+                        if iq3[k] > 0.0:
+                            f = x0i * x1i * x2i * inv_b * iq3[k]
+                        else:
+                            f = 1.0
                         are[k] += f * cr
                         aim[k] += f * ci
                         t = cr * sr - ci * si
                         ci = cr * si + ci * sr
                         cr = t
+                        t = x0r * t0r - x0i * t0i
+                        x0i = x0r * t0i + x0i * t0r
+                        x0r = t
+                        t = x1r * t1r - x1i * t1i
+                        x1i = x1r * t1i + x1i * t1r
+                        x1r = t
+                        t = x2r * t2r - x2i * t2i
+                        x2i = x2r * t2i + x2i * t2r
+                        x2r = t
             w = wts[d]
             if common:
                 b0 = (body[0, 0, 0] * nx + body[0, 0, 1] * ny + body[0, 0, 2] * nz) * half_edge[0]
