@@ -163,10 +163,10 @@ def test_dynamic_invalid_pixels_equal_direct_pyfai_with_merged_mask(small_geomet
         dark = np.where(data >= 0, data + 1.0, 0.0)
         corr = Corrections(npt=120, dark=dark, saturation=10**6, q_range_nm=qr)
     fr = Frame(data, fr.header, fr.metadata, "g.edf")
-    from saxsred.reduce import _header_dummy, dynamic_invalid, normalisation, static_mask
+    from saxsred.reduce import dynamic_invalid, header_dummy, normalisation, static_mask
 
     dyn = dynamic_invalid(fr, corr, static_mask(small_geometry, corr, data.shape))
-    assert (_header_dummy(fr, corr, dyn) is None) == (extra in ("negative", "saturated"))
+    assert (header_dummy(fr, corr, dyn) is None) == (extra in ("negative", "saturated"))
     cv = Reducer(small_geometry, corr).reduce(fr)
     mask = pixel_mask(fr, small_geometry, corr)
     ai = small_geometry.integrator()

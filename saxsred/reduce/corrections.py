@@ -1,0 +1,254 @@
+"""Correction chain: what a frame is divided by, and which pixels are masked.
+
+Per frame (SCIENCE.md section 2, as ESRF ID02 does it)::
+
+    I(q) = sum_pix (raw - dark) / sum_pix [flat * Omega_rel * P * N]
+    N    = monitor * T_extra * thickness_cm * Omega_poni / K
+
+where Omega_rel is pyFAI's relative solid angle (1 at the PONI), Omega_poni = p1 p2 / d^2
+the absolute solid angle of a pixel at the PONI (so curves are per steradian, as dahu's),
+P the polarisation factor, and K the absolute scale factor. The variance of each pixel is
+raw + dark (both Poisson: the dark's own noise enters) and goes through pyFAI with the
+same weights, so sigma is the propagated Poisson error of the mean in each q bin. pyFAI's
+``error_model="poisson"`` does exactly this (variance = max(raw, 1) + dark) inside its
+compiled preprocessing, without a second full-frame array.
+
+Normalisation by the after-sample monitor I1 corrects incident flux and transmission
+together; with only I0 (or an explicit transmission) the transmission is applied on top.
+
+Example
+-------
+>>> red = Reducer(load_poni("calibration/saxs_1m.poni"), Corrections(npt=500))   # doctest: +SKIP
+>>> curve = red.reduce(read_frame("sample_data/sp_suspension.edf"))               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import provenance as prov_mod
+from ..errors import GeometryError, InputError, ParameterError
+from ..geometry import Geometry, detector_gap_mask, hot_pixel_mask
+from ..io.frames import Frame
+
+#: Integration method pinned so that results are identical on every machine and worker:
+#: no pixel splitting, CSR sparse matrix, Cython engine (OpenMP-free reduction order).
+DEFAULT_METHOD = ("no", "csr", "cython")
+
+
+@dataclass(frozen=True)
+class Corrections:
+    """Options of the correction chain.
+
+    Attributes
+    ----------
+    dark, flat : 2-D arrays (same shape as the frame) or None. The dark is in counts for
+        the same exposure; the flat is a relative efficiency (1 = nominal).
+    mask : bool array, True = masked (pyFAI convention), or None.
+    solid_angle : divide by the pixel solid angle (per steradian result).
+    polarization_factor : pyFAI's factor (-1..1; 0.99 for a horizontally polarised
+        undulator beam); None switches the correction off.
+    monitor : "auto" (I1 if the header has it, else I0 x T, else exposure), "I1", "I0", "exposure", "none".
+    transmission : sample transmission; None takes it from the header (Transmission key,
+        or I1/I0 relative to ``empty_beam_ratio``) when the monitor needs it.
+    empty_beam_ratio : I1/I0 measured without sample (for T = (I1/I0) / ratio).
+    thickness_mm : sample thickness in mm (None: the header's SampleThickness; without
+        either, no thickness normalisation).
+    scale : absolute scale factor K (multiplies the result).
+    mask_dummy, mask_negative : mask header Dummy values (tested on raw counts, before any
+        subtraction) and negative counts (detector gaps).
+    saturation : counts at or above this are masked (None: the dtype's maximum for
+        unsigned integer frames, which detectors use as a sentinel).
+    hot_pixels : also mask isolated hot pixels (median-filter test).
+    npt : number of q bins. unit: pyFAI unit of the radial axis.
+    q_range_nm : optional (qmin, qmax) in nm^-1.
+    method : pyFAI integration method (pinned by default for reproducibility).
+    """
+
+    dark: np.ndarray | None = None
+    flat: np.ndarray | None = None
+    mask: np.ndarray | None = None
+    solid_angle: bool = True
+    polarization_factor: float | None = 0.99
+    monitor: str = "auto"
+    transmission: float | None = None
+    empty_beam_ratio: float | None = None
+    thickness_mm: float | None = None
+    scale: float = 1.0
+    mask_dummy: bool = True
+    mask_negative: bool = True
+    saturation: float | None = None
+    hot_pixels: bool = False
+    npt: int = 1000
+    unit: str = "q_nm^-1"
+    q_range_nm: tuple[float, float] | None = None
+    method: tuple[str, str, str] = DEFAULT_METHOD
+    provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def describe(self) -> dict[str, Any]:
+        """Options as a JSON-able dict (arrays replaced by their checksums)."""
+        out: dict[str, Any] = {}
+        for k in self.__dataclass_fields__:
+            if k == "provenance":
+                continue
+            v = getattr(self, k)
+            if isinstance(v, np.ndarray):
+                v = prov_mod.array_checksum(v)
+            out[k] = v
+        out.update(self.provenance)
+        return out
+
+
+@dataclass(frozen=True)
+class Normalisation:
+    """What a frame was divided by, and why (kept in provenance)."""
+
+    factor: float
+    monitor_kind: str
+    monitor_value: float
+    transmission: float | None
+    thickness_cm: float | None
+    solid_angle_poni_sr: float
+
+
+def check_corrections(c: Corrections, shape: tuple[int, int], where: str) -> None:
+    for name in ("dark", "flat", "mask"):
+        arr = getattr(c, name)
+        if arr is not None and tuple(np.shape(arr)) != tuple(shape):
+            raise GeometryError(
+                f"{where}: {name} shape {tuple(np.shape(arr))} does not match the frame {tuple(shape)}; "
+                f"use the {name} of this detector"
+            )
+    if c.flat is not None and np.any(
+        np.asarray(c.flat)[~(c.mask if c.mask is not None else False)] <= 0
+    ):
+        raise InputError(
+            f"{where}: flat field has zero or negative values on unmasked pixels; mask them"
+        )
+    if c.npt < 2:
+        raise ParameterError(f"npt = {c.npt}: need at least 2 q bins")
+    if c.transmission is not None and not (0 < c.transmission <= 1.5):
+        raise InputError(
+            f"{where}: transmission {c.transmission} must be in (0, 1]; measure it or give --transmission"
+        )
+    if c.scale <= 0 or not math.isfinite(c.scale):
+        raise ParameterError(f"scale factor {c.scale} must be positive")
+
+
+def normalisation(frame: Frame, geometry: Geometry, c: Corrections) -> Normalisation:
+    """The normalisation factor N of a frame (monitor x transmission x thickness x Omega_poni / K)."""
+    md = frame.metadata
+    where = frame.path if frame.nframes == 1 else f"{frame.path} frame {frame.index}"
+    mode = c.monitor
+    if mode == "auto":
+        if md.monitor is not None:
+            mode = "I1"
+        elif md.monitor0 is not None:
+            mode = "I0"
+        elif md.exposure_s is not None:
+            mode = "exposure"
+        else:
+            mode = "none"
+    if mode == "I1":
+        value = md.monitor
+        key = "Intensity1 (after-sample monitor)"
+    elif mode == "I0":
+        value = md.monitor0
+        key = "Intensity0 (before-sample monitor)"
+    elif mode == "exposure":
+        value = md.exposure_s
+        key = "ExposureTime"
+    elif mode == "none":
+        value, key = 1.0, "none"
+    else:
+        raise ParameterError(f"monitor = {mode!r}: use auto, I1, I0, exposure or none")
+    if value is None:
+        raise InputError(
+            f"{where}: header has no {key}; choose another --monitor or fix the header"
+        )
+    if not (math.isfinite(value) and value > 0):
+        raise InputError(
+            f"{where}: {key} = {value} must be positive; the beam was off or the header is wrong"
+        )
+    # Transmission: I1 already contains it; I0 and exposure need it applied.
+    trans = c.transmission
+    if trans is None and mode != "I1":
+        if md.transmission is not None:
+            trans = md.transmission
+        elif c.empty_beam_ratio and md.monitor is not None and md.monitor0:
+            trans = (md.monitor / md.monitor0) / c.empty_beam_ratio
+    elif mode == "I1" and c.transmission is not None:
+        trans = None  # I1 includes the transmission: never divide by it twice
+    if trans is not None and not (math.isfinite(trans) and trans > 0):
+        raise InputError(
+            f"{where}: transmission {trans} is zero or negative; check the monitors or give --transmission"
+        )
+    thick_mm = c.thickness_mm
+    if thick_mm is None and md.thickness_m is not None:
+        thick_mm = md.thickness_m * 1e3
+    if thick_mm is not None and not (math.isfinite(thick_mm) and thick_mm > 0):
+        raise InputError(f"{where}: thickness {thick_mm} mm must be positive; give --thickness")
+    thick_cm = thick_mm / 10.0 if thick_mm is not None else None
+    omega = geometry.pixel1_m * geometry.pixel2_m / geometry.dist_m**2 if c.solid_angle else 1.0
+    factor = value * (trans or 1.0) * (thick_cm or 1.0) * omega / c.scale
+    return Normalisation(factor, mode, float(value), trans, thick_cm, omega)
+
+
+def static_mask(geometry: Geometry, c: Corrections, shape: tuple[int, int]) -> np.ndarray:
+    """The part of the mask that is the same for every frame: mask file and detector gaps."""
+    m = np.zeros(shape, dtype=bool) if c.mask is None else np.array(c.mask, dtype=bool, copy=True)
+    m |= detector_gap_mask(geometry, shape)
+    return m
+
+
+def dynamic_invalid(
+    frame: Frame, c: Corrections, base: np.ndarray, q_map: np.ndarray | None = None
+) -> np.ndarray | None:
+    """Pixels of this frame that are invalid beyond the static mask: Dummy, negative,
+    saturated, hot. None when there are none (the common case for a masked detector).
+
+    Dummy pixels are found on the raw counts, before any subtraction: a valid pixel whose
+    dark-subtracted value happens to equal Dummy stays valid.
+    """
+    raw = frame.data
+    md = frame.metadata
+    dyn = None
+
+    def add(bad: np.ndarray) -> None:
+        nonlocal dyn
+        dyn = bad if dyn is None else (dyn | bad)
+
+    neg_covers_dummy = (
+        c.mask_negative and md.dummy is not None and md.dummy + (md.ddummy or 0.0) < 0
+    )
+    if c.mask_dummy and md.dummy is not None and not neg_covers_dummy:
+        tol = md.ddummy or 0.0
+        add(np.abs(raw - md.dummy) <= tol if tol > 0 else raw == md.dummy)
+    if c.mask_negative and raw.dtype.kind in "if":
+        add(raw < 0)
+    sat = c.saturation
+    if sat is None and raw.dtype.kind == "u":
+        sat = np.iinfo(raw.dtype).max
+    if sat is not None:
+        add(raw >= sat)
+    if c.hot_pixels:
+        excluded = base if dyn is None else (base | dyn)
+        add(hot_pixel_mask(raw, q_map=q_map, mask=excluded))
+    if dyn is None:
+        return None
+    dyn &= ~base
+    return dyn if dyn.any() else None
+
+
+def pixel_mask(
+    frame: Frame, geometry: Geometry, c: Corrections, static: np.ndarray | None = None
+) -> np.ndarray:
+    """Combined mask (True = masked): file mask, detector gaps, Dummy, negative, saturated, hot."""
+    base = static_mask(geometry, c, frame.data.shape) if static is None else static
+    q_map = geometry.q_map_nm(frame.data.shape) if c.hot_pixels else None
+    dyn = dynamic_invalid(frame, c, base, q_map)
+    return base if dyn is None else (base | dyn)
