@@ -1,5 +1,7 @@
 """Validation: pressure of hard cubes from virtual volume moves (SDF, Eppenga-Frenkel).
 
+Runs use the default observable schedule of ``saxsred mc run`` (samples every 50 sweeps).
+
 1. Perfect simple-cubic crystal of 1000 cubes at phi = 0.80: beta P sigma^3 should lie
    in 22.2-23.2 (HOOMD-blue HPMC 22.50 +/- 0.25; an independent code 22.86), for two
    different frozen move sizes and the tuned one.
@@ -24,7 +26,7 @@ def main(sweeps: int = 20_000) -> None:
     for label, kw in (("tuned", {}), ("d = 0.02", {"tune": False, "translate_step": 0.02, "rotate_step": 0.04}),
                       ("d = 0.06", {"tune": False, "translate_step": 0.06, "rotate_step": 0.12})):  # fmt: skip
         t0 = time.perf_counter()
-        res = run(st, MCParams(block_sweeps=500, sample_every=5, **kw), sweeps, seed=1)
+        res = run(st, MCParams(**kw), sweeps, seed=1)  # the default schedule, as `mc run`
         p, e = block_mean(res.blocks["pressure"][res.production])
         acc = res.blocks["acceptance_translate"][res.production].mean()
         ok = "ok" if 22.2 <= p <= 23.2 else "OUTSIDE 22.2-23.2"
@@ -32,7 +34,7 @@ def main(sweeps: int = 20_000) -> None:
               f"{int(res.blocks['overlaps'].max())}, {time.perf_counter() - t0:.0f} s)  {ok}")  # fmt: skip
     for phi, ref in ((0.05, "1.33"), (0.10, "1.75-1.77")):
         fl = random_fluid(500, phi, rng=3)
-        res = run(fl, MCParams(block_sweeps=500, sample_every=2, skin=1.0), sweeps, seed=2)
+        res = run(fl, MCParams(skin=1.0), sweeps, seed=2)
         p, e = block_mean(res.blocks["pressure"][res.production])
         print(
             f"  fluid phi = {phi:.2f}, N = 500: Z = {p / fl.phi:.4f} +/- {e / fl.phi:.4f}  (virial series {ref})"

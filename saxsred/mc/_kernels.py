@@ -432,43 +432,49 @@ def mc_moves(
     use_well = beta_eps != 0.0
     interact = hard or use_well
     Bnew = np.empty(9)
+    # box and counters in locals: a store to ``counts`` inside the loop would force
+    # reloads of everything that might alias it (box, positions) after every pair test
+    L0 = box[0]
+    L1 = box[1]
+    L2 = box[2]
+    n_tt = n_ta = n_rt = n_ra = n_tests = n_reb = n_dn = 0
     for _ in range(n_moves):
         i = int(rng_uniform(rng) * n)
         if rng_uniform(rng) < p_trans:
-            counts[0] += 1
+            n_tt += 1
             nx = pos[i, 0] + d_trans * (2.0 * rng_uniform(rng) - 1.0)
             ny = pos[i, 1] + d_trans * (2.0 * rng_uniform(rng) - 1.0)
             nz = pos[i, 2] + d_trans * (2.0 * rng_uniform(rng) - 1.0)
-            nx = _mi(nx, box[0])
-            ny = _mi(ny, box[1])
-            nz = _mi(nz, box[2])
+            nx = _mi(nx, L0)
+            ny = _mi(ny, L1)
+            nz = _mi(nz, L2)
             if interact:
-                ex = _mi(nx - ref[i, 0], box[0])
-                ey = _mi(ny - ref[i, 1], box[1])
-                ez = _mi(nz - ref[i, 2], box[2])
+                ex = _mi(nx - ref[i, 0], L0)
+                ey = _mi(ny - ref[i, 1], L1)
+                ez = _mi(nz - ref[i, 2], L2)
                 if ex * ex + ey * ey + ez * ez > half_skin2:
                     build_nlist(pos, box, r_list, nbr, nn, ref)
-                    counts[5] += 1
+                    n_reb += 1
                 Ai = rot[i]
                 reject = False
                 dn = 0
                 for k in range(nn[i]):
                     j = nbr[i, k]
-                    tx = _mi(pos[j, 0] - nx, box[0])
-                    ty = _mi(pos[j, 1] - ny, box[1])
-                    tz = _mi(pos[j, 2] - nz, box[2])
+                    tx = _mi(pos[j, 0] - nx, L0)
+                    ty = _mi(pos[j, 1] - ny, L1)
+                    tz = _mi(pos[j, 2] - nz, L2)
                     r2 = tx * tx + ty * ty + tz * tz
                     if hard and r2 <= R_OUT2:
-                        counts[4] += 1
+                        n_tests += 1
                         if r2 < R_IN2 or _sat(tx, ty, tz, Ai, rot[j], SAT_EPS):
                             reject = True
                             break
                     if use_well:
                         if r2 < well2:
                             dn += 1
-                        ox = _mi(pos[j, 0] - pos[i, 0], box[0])
-                        oy = _mi(pos[j, 1] - pos[i, 1], box[1])
-                        oz = _mi(pos[j, 2] - pos[i, 2], box[2])
+                        ox = _mi(pos[j, 0] - pos[i, 0], L0)
+                        oy = _mi(pos[j, 1] - pos[i, 1], L1)
+                        oz = _mi(pos[j, 2] - pos[i, 2], L2)
                         if ox * ox + oy * oy + oz * oz < well2:
                             dn -= 1
                 if reject:
@@ -477,13 +483,13 @@ def mc_moves(
                     de = beta_eps * dn
                     if de > 0.0 and rng_uniform(rng) >= math.exp(-de):
                         continue
-                    counts[6] += dn
+                    n_dn += dn
             pos[i, 0] = nx
             pos[i, 1] = ny
             pos[i, 2] = nz
-            counts[1] += 1
+            n_ta += 1
         else:
-            counts[2] += 1
+            n_rt += 1
             ax, ay, az = random_unit_vector(rng)
             ang = d_rot * (2.0 * rng_uniform(rng) - 1.0)
             sh = math.sin(0.5 * ang)
@@ -507,12 +513,12 @@ def mc_moves(
                 reject = False
                 for k in range(nn[i]):
                     j = nbr[i, k]
-                    tx = _mi(pos[j, 0] - pos[i, 0], box[0])
-                    ty = _mi(pos[j, 1] - pos[i, 1], box[1])
-                    tz = _mi(pos[j, 2] - pos[i, 2], box[2])
+                    tx = _mi(pos[j, 0] - pos[i, 0], L0)
+                    ty = _mi(pos[j, 1] - pos[i, 1], L1)
+                    tz = _mi(pos[j, 2] - pos[i, 2], L2)
                     r2 = tx * tx + ty * ty + tz * tz
                     if r2 <= R_OUT2:
-                        counts[4] += 1
+                        n_tests += 1
                         if r2 < R_IN2 or _sat(tx, ty, tz, Bnew, rot[j], SAT_EPS):
                             reject = True
                             break
@@ -524,7 +530,14 @@ def mc_moves(
             quat[i, 3] = nz
             for m in range(9):
                 rot[i, m] = Bnew[m]
-            counts[3] += 1
+            n_ra += 1
+    counts[0] += n_tt
+    counts[1] += n_ta
+    counts[2] += n_rt
+    counts[3] += n_ra
+    counts[4] += n_tests
+    counts[5] += n_reb
+    counts[6] += n_dn
 
 
 # -------------------------------------------------------------------- full recounts
