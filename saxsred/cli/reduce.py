@@ -38,7 +38,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--npt", type=int, default=1000, help="number of q bins (default 1000)")
     p.add_argument("--frames", dest="frame_selection", metavar="SEL", help="frames of multi-frame files to reduce, e.g. 0,2,5-9 (default all)")
     p.add_argument("--monitor", default="auto", choices=["auto", "I1", "I0", "exposure", "none"])
-    p.add_argument("--polarization", type=float, default=0.99, help="polarisation factor (default 0.99)")
+    p.add_argument("--polarization", type=polarization_arg, default=0.99, metavar="P|off",
+                   help="polarisation factor -1..1 (default 0.99); 'off' (or none) for no correction "
+                   "(0 is pyFAI's unpolarised-beam correction, not off)")
+    p.add_argument("--unit", default="q_nm^-1", choices=["q_nm^-1", "q_A^-1", "2th_deg", "2th_rad", "r_mm"],
+                   help="radial unit (pyFAI's): the curves' abscissa, written in their headers (default q_nm^-1)")
+    p.add_argument("--q-range", nargs=2, type=float, metavar=("MIN", "MAX"),
+                   help="radial range of the bins, in --unit (default: the whole frame)")
+    p.add_argument("--error-model", default="poisson", choices=["poisson", "azimuthal", "none"],
+                   help="sigma from Poisson counts (default), the azimuthal scatter in each bin, or none")
+    p.add_argument("--mask-below", type=float, metavar="COUNTS", help="mask pixels with raw counts below this")
+    p.add_argument("--mask-above", type=float, metavar="COUNTS", help="mask pixels with raw counts above this")
+    p.add_argument("--beamstop-radius", type=float, metavar="PX", help="mask a disk of PX pixels around the direct beam")
+    p.add_argument("--beamstop", choices=["auto"], help="auto: mask the beamstop and its arm, found as the dark "
+                   "region around the direct beam (stated in provenance)")
+    p.add_argument("--accept-implausible", action="store_true",
+                   help="accept a geometry outside the plausible ranges (distance 1 mm-100 m, wavelength 0.001-2 nm)")
     p.add_argument("--no-solid-angle", action="store_true", help="do not correct for the pixel solid angle")
     p.add_argument("--hot-pixels", action="store_true", help="also mask isolated hot pixels")
     p.add_argument("--chi", nargs=2, type=float, metavar=("QMIN", "QMAX"),
@@ -91,16 +106,41 @@ def corrections_from_args(args: argparse.Namespace):
         hot_pixels=args.hot_pixels,
         npt=args.npt,
         provenance=prov,
+        unit=getattr(args, "unit", "q_nm^-1"),
+        q_range_nm=tuple(args.q_range) if getattr(args, "q_range", None) else None,
+        error_model=getattr(args, "error_model", "poisson"),
+        mask_below=getattr(args, "mask_below", None),
+        mask_above=getattr(args, "mask_above", None),
+        beamstop_radius_px=getattr(args, "beamstop_radius", None),
+        beamstop_auto=getattr(args, "beamstop", None) == "auto",
     )
+
+
+def polarization_arg(text: str) -> float | None:
+    """``--polarization``: a factor in [-1, 1], or off/none/false for no correction."""
+    if text.strip().lower() in ("off", "none", "false", "no"):
+        return None
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a factor in [-1, 1] or 'off'") from None
+    if not -1.0 <= v <= 1.0:
+        raise argparse.ArgumentTypeError(f"{v}: the polarisation factor is in [-1, 1] (or 'off')")
+    return v
 
 
 def _reduce(args: argparse.Namespace) -> int:
     from ..reduce import ReduceJob, parse_frame_selection, reduce_files, write_curves
 
     corr = corrections_from_args(args)
+    poni = args.poni
+    if args.poni and getattr(args, "accept_implausible", False):
+        from ..geometry import load_geometry
+
+        poni = load_geometry(args.poni, accept_implausible=True)
     job = ReduceJob(
         corrections=corr,
-        poni=args.poni,
+        poni=poni,
         background=tuple(args.background),
         background_transmission=args.background_transmission,
         water=tuple(args.water or ()),

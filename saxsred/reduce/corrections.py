@@ -31,13 +31,23 @@ from typing import Any
 import numpy as np
 
 from .. import provenance as prov_mod
+from ..curve import X_UNITS
 from ..errors import GeometryError, InputError, ParameterError
-from ..geometry import Geometry, detector_gap_mask, hot_pixel_mask
-from ..io.frames import Frame
+from ..geometry import (
+    Geometry,
+    beamstop_disk_mask,
+    detector_gap_mask,
+    hot_pixel_mask,
+    shadow_mask,
+    threshold_mask,
+)
+from ..io.frames import Frame, check_monitor, missing_monitor_message
 
 #: Integration method pinned so that results are identical on every machine and worker:
 #: no pixel splitting, CSR sparse matrix, Cython engine (OpenMP-free reduction order).
 DEFAULT_METHOD = ("no", "csr", "cython")
+#: Error models: pyFAI's, plus "none" (no sigma).
+ERROR_MODELS = ("poisson", "azimuthal", "none")
 
 
 @dataclass(frozen=True)
@@ -64,9 +74,15 @@ class Corrections:
     saturation : counts at or above this are masked (None: the dtype's maximum for
         unsigned integer frames, which detectors use as a sentinel).
     hot_pixels : also mask isolated hot pixels (median-filter test).
-    npt : number of q bins. unit: pyFAI unit of the radial axis.
-    q_range_nm : optional (qmin, qmax) in nm^-1.
+    npt : number of q bins. unit: pyFAI unit of the radial axis (the curve's ``x_unit``).
+    q_range_nm : optional (min, max) of the radial axis, in ``unit`` (nm^-1 by default).
     method : pyFAI integration method (pinned by default for reproducibility).
+    error_model : "poisson" (variance = counts + dark), "azimuthal" (pyFAI's scatter of the
+        pixels in each bin) or "none" (sigma = 0, said in provenance).
+    mask_below, mask_above : raw counts below / above these are masked (threshold mask).
+    beamstop_radius_px : mask a disk of this radius (pixels) around the direct beam.
+    beamstop_auto : mask the beamstop and its arm found as the dark region around the
+        direct beam (:func:`saxsred.geometry.shadow_mask`).
     """
 
     dark: np.ndarray | None = None
@@ -88,6 +104,11 @@ class Corrections:
     q_range_nm: tuple[float, float] | None = None
     method: tuple[str, str, str] = DEFAULT_METHOD
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
+    error_model: str = "poisson"
+    mask_below: float | None = None
+    mask_above: float | None = None
+    beamstop_radius_px: float | None = None
+    beamstop_auto: bool = False
 
     def describe(self) -> dict[str, Any]:
         """Options as a JSON-able dict (arrays replaced by their checksums)."""
@@ -131,10 +152,19 @@ def check_corrections(c: Corrections, shape: tuple[int, int], where: str) -> Non
         )
     if c.npt < 2:
         raise ParameterError(f"npt = {c.npt}: need at least 2 q bins")
-    if c.transmission is not None and not (0 < c.transmission <= 1.5):
+    if c.transmission is not None and not (math.isfinite(c.transmission) and 0 < c.transmission <= 1):
         raise InputError(
-            f"{where}: transmission {c.transmission} must be in (0, 1]; measure it or give --transmission"
+            f"{where}: transmission {c.transmission} must be in (0, 1] (a fraction, not a percentage); "
+            "fix --transmission"
         )
+    if c.error_model not in ERROR_MODELS:
+        raise ParameterError(f"error model {c.error_model!r}: use {', '.join(ERROR_MODELS)}")
+    if c.unit not in X_UNITS or c.unit == "chi_deg":
+        raise ParameterError(f"unit {c.unit!r}: use one of {', '.join(u for u in X_UNITS if u != 'chi_deg')}")
+    if c.q_range_nm is not None and not (
+        len(c.q_range_nm) == 2 and all(math.isfinite(v) for v in c.q_range_nm) and 0 <= c.q_range_nm[0] < c.q_range_nm[1]
+    ):
+        raise ParameterError(f"q range {c.q_range_nm}: need 0 <= min < max (in {c.unit})")
     if c.scale <= 0 or not math.isfinite(c.scale):
         raise ParameterError(f"scale factor {c.scale} must be positive")
 
@@ -167,13 +197,10 @@ def normalisation(frame: Frame, geometry: Geometry, c: Corrections) -> Normalisa
     else:
         raise ParameterError(f"monitor = {mode!r}: use auto, I1, I0, exposure or none")
     if value is None:
-        raise InputError(
-            f"{where}: header has no {key}; choose another --monitor or fix the header"
-        )
-    if not (math.isfinite(value) and value > 0):
-        raise InputError(
-            f"{where}: {key} = {value} must be positive; the beam was off or the header is wrong"
-        )
+        raise InputError(missing_monitor_message(frame, mode))
+    if mode != "none":
+        src = md.sources.get({"I1": "monitor", "I0": "monitor0", "exposure": "exposure_s"}[mode], key)
+        check_monitor(value, src.removeprefix("header "), where)
     # Transmission: I1 already contains it; I0 and exposure need it applied.
     trans = c.transmission
     if trans is None and mode != "I1":
@@ -202,14 +229,21 @@ def static_mask(geometry: Geometry, c: Corrections, shape: tuple[int, int]) -> n
     """The part of the mask that is the same for every frame: mask file and detector gaps."""
     m = np.zeros(shape, dtype=bool) if c.mask is None else np.array(c.mask, dtype=bool, copy=True)
     m |= detector_gap_mask(geometry, shape)
+    if c.beamstop_radius_px:
+        m |= beamstop_disk_mask(geometry, shape, c.beamstop_radius_px)
     return m
 
 
 def dynamic_invalid(
-    frame: Frame, c: Corrections, base: np.ndarray, q_map: np.ndarray | None = None
+    frame: Frame,
+    c: Corrections,
+    base: np.ndarray,
+    q_map: np.ndarray | None = None,
+    geometry: Geometry | None = None,
 ) -> np.ndarray | None:
     """Pixels of this frame that are invalid beyond the static mask: Dummy, negative,
-    saturated, hot. None when there are none (the common case for a masked detector).
+    saturated, outside the thresholds, hot, in the beamstop's shadow (``beamstop_auto``,
+    needs the geometry). None when there are none (the common case for a masked detector).
 
     Dummy pixels are found on the raw counts, before any subtraction: a valid pixel whose
     dark-subtracted value happens to equal Dummy stays valid.
@@ -235,9 +269,14 @@ def dynamic_invalid(
         sat = np.iinfo(raw.dtype).max
     if sat is not None:
         add(raw >= sat)
+    if c.mask_below is not None or c.mask_above is not None:
+        add(threshold_mask(raw, c.mask_below, c.mask_above))
     if c.hot_pixels:
         excluded = base if dyn is None else (base | dyn)
         add(hot_pixel_mask(raw, q_map=q_map, mask=excluded))
+    if c.beamstop_auto and geometry is not None:
+        excluded = base if dyn is None else (base | dyn)
+        add(shadow_mask(raw, geometry, invalid=excluded, q_map=q_map))
     if dyn is None:
         return None
     dyn &= ~base
@@ -249,6 +288,6 @@ def pixel_mask(
 ) -> np.ndarray:
     """Combined mask (True = masked): file mask, detector gaps, Dummy, negative, saturated, hot."""
     base = static_mask(geometry, c, frame.data.shape) if static is None else static
-    q_map = geometry.q_map_nm(frame.data.shape) if c.hot_pixels else None
-    dyn = dynamic_invalid(frame, c, base, q_map)
+    q_map = geometry.q_map_nm(frame.data.shape) if (c.hot_pixels or c.beamstop_auto) else None
+    dyn = dynamic_invalid(frame, c, base, q_map, geometry)
     return base if dyn is None else (base | dyn)

@@ -129,9 +129,11 @@ def corrections_for(frame: Frame, c: Corrections, cache: dict | None = None) -> 
     return out
 
 
-def _loaded_poni(poni: str | None) -> Geometry | None:
+def _loaded_poni(poni: str | Geometry | None) -> Geometry | None:
     from ..geometry import load_geometry
 
+    if isinstance(poni, Geometry):  # already loaded (e.g. with accept_implausible)
+        return poni
     return load_geometry(poni) if poni else None
 
 

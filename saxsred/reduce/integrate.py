@@ -125,7 +125,7 @@ class Reducer:
             mask=mask,
             dummy=dummy,
             delta_dummy=None if dummy is None else delta_dummy,
-            error_model="poisson",
+            error_model=None if c.error_model == "none" else c.error_model,
             radial_range=c.q_range_nm,
             normalization_factor=norm,
         )
@@ -157,7 +157,9 @@ class Reducer:
         # fixed and mark this frame's own invalid pixels with a sentinel value handed to
         # pyFAI as its dummy, so every frame shares one engine and one q grid.
         mask = self._static_mask
-        dyn = dynamic_invalid(frame, c, mask, self._q_map() if c.hot_pixels else None)
+        dyn = dynamic_invalid(
+            frame, c, mask, self._q_map() if (c.hot_pixels or c.beamstop_auto) else None, self.geometry
+        )
         dummy = None
         n_masked = self._n_static
         delta = SENTINEL_DELTA
@@ -177,7 +179,7 @@ class Reducer:
         res = self.integrate_arrays(raw, mask, norm.factor, self._dark, dummy, delta)
         q = np.asarray(res.radial, dtype=float)
         i = np.asarray(res.intensity, dtype=float)
-        s = np.asarray(res.sigma, dtype=float)
+        s = np.zeros_like(i) if res.sigma is None else np.asarray(res.sigma, dtype=float)
         count = np.asarray(res.count, dtype=float) if res.count is not None else np.ones_like(q)
         keep = (count > 0) & np.isfinite(i) & np.isfinite(s)
         unit = (
@@ -208,7 +210,11 @@ class Reducer:
             masked_pixels=n_masked,
         )
         prov["geometry"] = self._geometry_dict
-        return Curve(q[keep], i[keep], s[keep], unit=unit, name=frame.name, provenance=prov)
+        # the abscissa is labelled with the unit it was integrated in (curve.x_unit)
+        return Curve(
+            q[keep], i[keep], s[keep], unit=unit, name=frame.name, provenance=prov,
+            x_unit=c.unit, wavelength_nm=self.geometry.wavelength_m * 1e9,
+        )
 
     def cake(self, frame: Frame, npt_rad: int = 300, npt_azim: int = 360) -> Cake:
         """2-D integration (caking) to I(q, chi), normalised like :meth:`reduce`."""
