@@ -214,6 +214,16 @@ def require_q_nm(curve: Curve, where: str = "") -> Curve:
     return curve.to_q_nm(where)
 
 
+def check_same_x_unit(curves, what: str) -> None:
+    """Refuse to combine curves whose abscissae are in different units (one line)."""
+    units = {c.x_unit for c in curves}
+    if len(units) > 1:
+        names = ", ".join(f"{c.name!r} in {c.x_unit}" for c in curves[:4])
+        raise InputError(
+            f"{what}: curves on different abscissae ({names}); reduce them with the same unit"
+        )
+
+
 @dataclass(frozen=True)
 class ChiProfile:
     """Azimuthal trace at constant q: intensity(chi) averaged over a q band.

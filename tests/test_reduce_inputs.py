@@ -156,3 +156,20 @@ def test_bm29_auto_beamstop_matches_official_curve():
     )
     assert plain > 0.03 and plain > 2 * masked  # without a beamstop mask the arm pulls low q down
     assert masked < 0.02 and rms < 0.005, (masked, rms)
+
+
+def test_series_keep_and_check_the_abscissa_unit(small_geometry):
+    """Averaging or subtracting 2theta curves keeps them 2theta; mixing units is refused;
+    merging converts both to q first."""
+    from saxsred.reduce import average_curves, subtract_background
+
+    red = Reducer(small_geometry, Corrections(npt=40, unit="2th_deg"))
+    a, b = red.reduce(_frame(small_geometry, seed=1)), red.reduce(_frame(small_geometry, seed=2))
+    avg = average_curves([a, b]).curve
+    assert avg.x_unit == "2th_deg" and avg.wavelength_nm == pytest.approx(0.1)
+    assert subtract_background(a, b).x_unit == "2th_deg"
+    q = Reducer(small_geometry, Corrections(npt=40)).reduce(_frame(small_geometry, seed=3))
+    with pytest.raises(InputError, match="different abscissae"):
+        subtract_background(a, q)
+    with pytest.raises(InputError, match="different abscissae"):
+        average_curves([a, q])

@@ -158,7 +158,11 @@ class Reducer:
         # pyFAI as its dummy, so every frame shares one engine and one q grid.
         mask = self._static_mask
         dyn = dynamic_invalid(
-            frame, c, mask, self._q_map() if (c.hot_pixels or c.beamstop_auto) else None, self.geometry
+            frame,
+            c,
+            mask,
+            self._q_map() if (c.hot_pixels or c.beamstop_auto) else None,
+            self.geometry,
         )
         dummy = None
         n_masked = self._n_static
@@ -212,8 +216,14 @@ class Reducer:
         prov["geometry"] = self._geometry_dict
         # the abscissa is labelled with the unit it was integrated in (curve.x_unit)
         return Curve(
-            q[keep], i[keep], s[keep], unit=unit, name=frame.name, provenance=prov,
-            x_unit=c.unit, wavelength_nm=self.geometry.wavelength_m * 1e9,
+            q[keep],
+            i[keep],
+            s[keep],
+            unit=unit,
+            name=frame.name,
+            provenance=prov,
+            x_unit=c.unit,
+            wavelength_nm=self.geometry.wavelength_m * 1e9,
         )
 
     def cake(self, frame: Frame, npt_rad: int = 300, npt_azim: int = 360) -> Cake:

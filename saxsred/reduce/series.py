@@ -11,7 +11,7 @@ import numpy as np
 from scipy import stats
 
 from .. import provenance as prov_mod
-from ..curve import Curve
+from ..curve import Curve, check_same_x_unit, require_q_nm
 from ..errors import InputError, ParameterError
 
 #: Absolute differential scattering cross-section of water at 20 C (cm^-1),
@@ -76,6 +76,7 @@ def average_curves(
     """
     if len(curves) == 0:
         raise InputError("average: no curves given")
+    check_same_x_unit(curves, "average")
     q, curves = _common_grid(curves, "average")
     i = np.vstack([c.intensity for c in curves])
     s = np.vstack([c.sigma for c in curves])
@@ -113,7 +114,14 @@ def average_curves(
         test="chi2 against series median",
     )
     out = Curve(
-        q, mean, sig, unit=curves[0].unit, name=name or curves[0].name + "_avg", provenance=prov
+        q,
+        mean,
+        sig,
+        unit=curves[0].unit,
+        name=name or curves[0].name + "_avg",
+        provenance=prov,
+        x_unit=curves[0].x_unit,
+        wavelength_nm=curves[0].wavelength_nm,
     )
     return AverageResult(out, tuple(verdicts))
 
@@ -124,6 +132,7 @@ def subtract_background(sample: Curve, background: Curve, factor: float = 1.0) -
     grid when the grids differ; q outside the background's range is an error."""
     if factor < 0 or not math.isfinite(factor):
         raise ParameterError(f"background factor {factor} must be >= 0")
+    check_same_x_unit([sample, background], "subtract")
     if sample.unit != background.unit:
         raise InputError(
             f"subtract: {sample.name!r} is in {sample.unit} but background {background.name!r} in "
@@ -159,6 +168,8 @@ def subtract_background(sample: Curve, background: Curve, factor: float = 1.0) -
         unit=sample.unit,
         name=sample.name,
         provenance=prov,
+        x_unit=sample.x_unit,
+        wavelength_nm=sample.wavelength_nm,
     )
 
 
@@ -233,7 +244,9 @@ def merge_curves(
     The WAXS curve is scaled onto the SAXS one by the weighted least-squares factor over the
     overlap (SAXS interpolated on the WAXS points; the factor's error from that fit); below
     the overlap midpoint the SAXS points are kept, above it the scaled WAXS points.
+    Both curves are brought to q in nm^-1 first (:func:`~saxsred.curve.require_q_nm`).
     """
+    saxs, waxs = require_q_nm(saxs, "merge (SAXS)"), require_q_nm(waxs, "merge (WAXS)")
     lo = max(saxs.q_nm[0], waxs.q_nm[0])
     hi = min(saxs.q_nm[-1], waxs.q_nm[-1])
     if overlap_nm is not None:
