@@ -173,3 +173,85 @@ def test_series_keep_and_check_the_abscissa_unit(small_geometry):
         subtract_background(a, q)
     with pytest.raises(InputError, match="different abscissae"):
         average_curves([a, q])
+
+
+def _cli_frame(tmp_path, small_geometry):
+    from saxsred.simulate import write_edf
+
+    fr = _frame(small_geometry, {"ExposureTime": "1.0"})
+    write_edf(tmp_path / "f.edf", fr.data, {"ExposureTime": "1.0"})
+    small_geometry.write_poni(tmp_path / "g.poni")
+    return tmp_path / "f.edf", tmp_path / "g.poni"
+
+
+def test_cli_reduce_options_and_labels(tmp_path, small_geometry, capsys):
+    from saxsred.cli import main
+
+    frame, poni = _cli_frame(tmp_path, small_geometry)
+    out = tmp_path / "out"
+    rc = main(
+        [
+            "reduce",
+            str(frame),
+            "--poni",
+            str(poni),
+            "--unit",
+            "2th_deg",
+            "--polarization",
+            "off",
+            "--error-model",
+            "azimuthal",
+            "--beamstop-radius",
+            "5",
+            "--mask-above",
+            "1e6",
+            "--q-range",
+            "0.1",
+            "0.8",
+            "--npt",
+            "50",
+            "-o",
+            str(out),
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    text = (out / "f.dat").read_text()
+    assert "# x_unit: 2th_deg\n" in text and "# columns: 2th_deg I sigma" in text
+    c = read_curve(out / "f.h5", keep_unit=True)
+    assert c.x_unit == "2th_deg" and 0.1 <= c.x.min() and c.x.max() <= 0.8
+    opts = c.provenance["steps"][-1]["options"]
+    assert opts["polarization_factor"] is None and opts["error_model"] == "azimuthal"
+    assert opts["beamstop_radius_px"] == 5 and opts["unit"] == "2th_deg"
+
+
+@pytest.mark.parametrize(
+    "extra, fragment",
+    [
+        (["--transmission", "1.5"], "transmission 1.5"),
+        (["--monitor", "I1"], "--monitor exposure"),
+        (["--polarization", "2"], None),
+    ],
+)
+def test_cli_refusals_are_one_line(tmp_path, small_geometry, capsys, extra, fragment):
+    from saxsred.cli import main
+
+    frame, poni = _cli_frame(tmp_path, small_geometry)
+    try:
+        rc = main(["reduce", str(frame), "--poni", str(poni), "-o", str(tmp_path / "o"), *extra])
+    except SystemExit as exc:  # argparse refuses a polarisation factor outside [-1, 1]
+        rc = exc.code
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2
+    if fragment:
+        assert len(err) == 1 and fragment in err[0], err
+    assert not (tmp_path / "o" / "f.dat").exists()
+
+
+def test_cli_poni_typo_is_one_line(tmp_path, small_geometry, capsys):
+    from saxsred.cli import main
+
+    frame, poni = _cli_frame(tmp_path, small_geometry)
+    poni.write_text(poni.read_text().replace("Distance:", "Distnace:"))
+    rc = main(["reduce", str(frame), "--poni", str(poni), "-o", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 2 and len(err) == 1 and "did you mean 'Distance'" in err[0]
