@@ -437,7 +437,10 @@ def _bucket(s_max: float) -> float:
     return float(min(2 ** max(4, math.ceil(math.log2(max(s_max, 1.0)))), max(MAX_S, s_max)))
 
 
-def _ring(name: str, t: _Table, j: int, c_over_a) -> Ring:
+@lru_cache(maxsize=65536)
+def _ring(name: str, bucket: float, j: int, c_over_a) -> Ring:
+    # Memo: the same Ring object (and its expanded vectors) for every caller.
+    t = _table(name, bucket, c_over_a)
     a, b = t.start[j], t.start[j + 1]
     fams = tuple(
         Family(tuple(int(x) for x in t.hkl[i]), int(t.mult[i]), float(t.bf[i])) for i in range(a, b)
@@ -466,9 +469,10 @@ def rings(name: str, s_max: float, c_over_a: float | None = None) -> tuple[Ring,
     """
     n, ca = _norm(name, c_over_a)
     check_s_max(n, s_max)
-    t = _table(n, _bucket(s_max), ca)
+    b = _bucket(s_max)
+    t = _table(n, b, ca)
     m = int(np.searchsorted(t.s, s_max + 1e-9, side="right"))
-    return tuple(_ring(n, t, j, ca) for j in range(m))
+    return tuple(_ring(n, b, j, ca) for j in range(m))
 
 
 def ring_table(

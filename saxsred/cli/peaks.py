@@ -175,11 +175,11 @@ def _read_trace(path: str):
 
 
 def _chi(args: argparse.Namespace) -> int:
-    from ..peaks import _clean_json, fit_azimuthal_peaks
+    from ..peaks import clean_json, fit_azimuthal_peaks
 
     chi, i, s = _read_trace(args.trace)
     fit = fit_azimuthal_peaks(chi, i, s, n_peaks=args.n_peaks, threshold=args.threshold)
-    d = _clean_json(
+    d = clean_json(
         {
             "input_file": Path(args.trace).name,
             "n_peaks": fit.n_peaks,

@@ -37,8 +37,8 @@ from ..peaks import (
     CUBIC,
     HCP_C_OVER_A,
     LATTICES,
-    _formfactor,
     aligned_allowed,
+    formfactor_functions,
     gauss_profile,
     lattice_shells,
     lorentz_profile,
@@ -82,7 +82,7 @@ def ring_weights(
         aligned = aligned_allowed(lattice, a_nm, edge_nm)
     aligned = bool(aligned) and edge_nm is not None and lattice in CUBIC
     if aligned:
-        _, cube_form_factor = _formfactor()
+        _, cube_form_factor = formfactor_functions()
         p = np.asarray(cube_form_factor(qs, edge_nm, polydispersity), float)
     norm = (2.0 * math.pi) ** 3 / _cell_volume(lattice, a_nm) / _CELL_SITES.get(lattice, 1)
     # (2 pi)^3 / V_cell with the basis factor |F_b|^2/n_b = n_b per allowed G: per site.
@@ -173,7 +173,7 @@ def bragg_structure_factor(
 def sc_supraparticle_intensity(q_nm, edge_nm: float = 9.5, **kw) -> np.ndarray:
     """I(q) (relative to the dilute form factor at q = 0) of aligned-cube supraparticles:
     P(q) x S_eff(q), with P the orientation-averaged cube form factor."""
-    _, cube_form_factor = _formfactor()
+    _, cube_form_factor = formfactor_functions()
     q = np.asarray(q_nm, float)
     p = np.asarray(cube_form_factor(q, edge_nm, kw.get("polydispersity", 0.0)), float)
     return p * bragg_structure_factor(q, edge_nm=edge_nm, **kw)

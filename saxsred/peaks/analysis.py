@@ -1,0 +1,394 @@
+"""The peak stage in one call: find, fit, index, lattice-tied fit, coherence length."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..curve import Curve
+from ..errors import FitError, InputError, ParameterError
+from .coherence import Coherence, SizeDisorder, coherence_length, size_disorder
+from .find import FoundPeaks, find_peaks
+from .fit import PeakFit, fit_peaks
+from .index import Indexing, index_peaks
+from .lattice_fit import LatticeFit, fit_lattice
+from .predict import nn_distance, packing_fraction
+from .profiles import SHAPES
+
+
+@dataclass(frozen=True)
+class PeakAnalysis:
+    """Everything the peak stage found, with the conventions used (see :meth:`to_json_dict`)."""
+
+    curve: Curve
+    found: FoundPeaks | None
+    peakfit: PeakFit | None
+    indexing: Indexing | None
+    latticefit: LatticeFit | None
+    lattice: str | None
+    a_nm: float | None
+    a_err_stat_nm: float | None
+    a_err_calib_nm: float | None
+    a_wls_nm: float | None
+    a_wls_err_nm: float | None
+    coherence: Coherence | None
+    coherence_per_peak: tuple[Coherence | None, ...]
+    sizedisorder: SizeDisorder | None
+    instrument_fwhm_inv_nm: float
+    calib_rel_err: float
+    kind: str
+    notes: tuple[str, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def a_err_nm(self) -> float | None:
+        if self.a_err_stat_nm is None or self.a_err_calib_nm is None:
+            return None
+        return math.hypot(self.a_err_stat_nm, self.a_err_calib_nm)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """The stage's result as a JSON-ready dict (NaN and inf become None)."""
+        best = self.indexing.best if self.indexing else None
+        edge = self.indexing.edge_nm if self.indexing else None
+        peaks = []
+        if self.peakfit is not None:
+            for i, pk in enumerate(self.peakfit.peaks):
+                coh = self.coherence_per_peak[i] if i < len(self.coherence_per_peak) else None
+                peaks.append(
+                    {
+                        "q_inv_nm": pk.q_nm,
+                        "q_err_inv_nm": pk.q_err_nm,
+                        "fwhm_inv_nm": pk.fwhm_inv_nm,
+                        "fwhm_err_inv_nm": pk.fwhm_err_inv_nm,
+                        "area": pk.area,
+                        "area_err": pk.area_err,
+                        "hkl": None
+                        if best is None or best.assignment[i] is None
+                        else list(best.assignment[i]),
+                        "coherence_length_nm": coh.length_nm if coh else None,
+                        "coherence_length_err_nm": coh.length_err_nm if coh else None,
+                    }
+                )
+        alts = []
+        if self.indexing is not None:
+            for c in self.indexing.candidates:
+                alts.append(
+                    {
+                        "lattice": c.lattice,
+                        "a_nm": c.a_nm,
+                        "score": c.score,
+                        "cost": c.cost,
+                        "cost_terms": dict(c.terms),
+                        "nn_distance_nm": c.nn_distance_nm,
+                        "packing_fraction": c.packing_fraction,
+                        "aligned_cubes": c.aligned,
+                        "plausible": c.plausible,
+                        "absent_hkl": [list(r.hkl) for r in c.absent],
+                    }
+                )
+        coh = self.coherence
+        sd = self.sizedisorder
+        lf = self.latticefit
+        d: dict[str, Any] = {
+            "lattice": self.lattice,
+            "a_nm": self.a_nm,
+            "a_err_nm": self.a_err_nm,
+            "a_err_stat_nm": self.a_err_stat_nm,
+            "a_err_calib_nm": self.a_err_calib_nm,
+            "calib_rel_err": self.calib_rel_err,
+            "a_wls_nm": self.a_wls_nm,
+            "a_wls_err_stat_nm": self.a_wls_err_nm,
+            "nn_distance_nm": nn_distance(self.lattice, self.a_nm)
+            if self.lattice and self.a_nm
+            else None,
+            "ligand_gap_nm": nn_distance(self.lattice, self.a_nm) - edge
+            if best and self.a_nm and edge
+            else None,
+            "packing_fraction": packing_fraction(self.lattice, self.a_nm, edge)
+            if best and self.a_nm and edge
+            else None,
+            "edge_nm": self.indexing.edge_nm if self.indexing else None,
+            "aligned_cubes": best.aligned if best else None,
+            "coherence_length_nm": coh.length_nm if coh else None,
+            "coherence_length_err_nm": coh.length_err_nm if coh else None,
+            "coherence_convention": coh.convention if coh else "K=1, FWHM",
+            "instrument_fwhm_inv_nm": self.instrument_fwhm_inv_nm,
+            "input_kind": self.kind,
+            "peak_shape": self.peakfit.shape if self.peakfit else None,
+            "shape_criterion": "BIC = chi2 + k ln n",
+            "shape_bic": dict(self.peakfit.bic) if self.peakfit else None,
+            "shape_not_fitted": dict(self.peakfit.not_fitted) if self.peakfit else None,
+            "free_fit_chi2_red": self.peakfit.chi2_red if self.peakfit else None,
+            "lattice_fit": None
+            if lf is None
+            else {
+                "a_nm": lf.a_nm,
+                "a_err_stat_nm": lf.a_err_nm,
+                "width_model": lf.width_model,
+                "lorentz_fwhm_q0_inv_nm": lf.w0_inv_nm,
+                "lorentz_fwhm_q0_err_inv_nm": lf.w0_err_inv_nm,
+                "width_slope": lf.slope,
+                "width_slope_err": lf.slope_err,
+                "chi2_red": lf.chi2_red,
+                "rings": [
+                    {"hkl": list(r.hkl), "q_inv_nm": r.q_nm, "area": float(A), "area_err": float(e)}
+                    for r, A, e in zip(lf.shells, lf.areas, lf.area_errs)
+                ],
+            },
+            "size_disorder": None
+            if sd is None
+            else {
+                "n_orders": sd.n_orders,
+                "williamson_hall": {
+                    "length_nm": sd.wh_length_nm,
+                    "length_err_nm": sd.wh_length_err_nm,
+                    "strain": sd.wh_strain,
+                    "strain_err": sd.wh_strain_err,
+                    "chi2": sd.wh_chi2,
+                },
+                "paracrystal": {
+                    "length_nm": sd.pc_length_nm,
+                    "length_err_nm": sd.pc_length_err_nm,
+                    "g": sd.pc_g,
+                    "g_err": sd.pc_g_err,
+                    "chi2": sd.pc_chi2,
+                },
+                "size_only_chi2": sd.size_chi2,
+                "preferred": sd.preferred,
+            },
+            "peaks": peaks,
+            "alternatives": alts,
+            "absent_reflections": [
+                {"hkl": list(r.hkl), "q_inv_nm": r.q_nm, "predicted_weight": r.weight}
+                for r in best.absent
+            ]
+            if best
+            else [],
+            "unexplained_peaks_q_inv_nm": list(best.unexplained_q_nm)
+            if best
+            else [p["q_inv_nm"] for p in peaks],
+            "notes": list(self.notes)
+            + (list(self.indexing.notes) if self.indexing else [])
+            + (list(best.notes) if best else []),
+            "provenance": self.provenance,
+        }
+        return clean_json(d)
+
+
+def clean_json(obj):
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [clean_json(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return clean_json(obj.tolist())
+    if isinstance(obj, np.bool_ | bool):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    return obj
+
+
+def analyze_peaks(
+    curve: Curve,
+    lattice: str = "auto",
+    edge_nm: float | None = None,
+    instrument_fwhm_inv_nm: float = 0.0,
+    calib_rel_err: float = 0.005,
+    kind: str = "sq",
+    threshold: float = 5.0,
+    K: float = 1.0,
+    width: str = "fwhm",
+    shapes: tuple[str, ...] = SHAPES,
+    qmin: float | None = None,
+    qmax: float | None = None,
+    polydispersity: float = 0.0,
+) -> PeakAnalysis:
+    """The peak stage in one call: find, fit (free and lattice-tied), index, size.
+
+    Parameters
+    ----------
+    curve : S_eff(q) (``kind="sq"``) or I(q) (``kind="iq"``), q in nm^-1.
+    lattice : "auto" or one of :data:`LATTICES` (forces the indexing).
+    edge_nm : cube edge from the form-factor fit (nm); enables oriented-cube intensities,
+        plausibility, ligand gap and packing fraction.
+    instrument_fwhm_inv_nm : Gaussian instrumental FWHM (nm^-1), e.g. from
+        :func:`instrument_fwhm_from_calibrant`.
+    calib_rel_err : relative distance-calibration uncertainty (0.5%): a_err_calib = a x it.
+    K, width : Scherrer constant and width convention ("fwhm" or "integral_breadth").
+    polydispersity : relative edge spread for the predicted intensities.
+
+    Returns
+    -------
+    PeakAnalysis; ``lattice`` None when nothing ordered is found.
+    """
+    if not (0 <= calib_rel_err < 1):
+        raise ParameterError(f"calibration relative error {calib_rel_err!r}: must be in [0, 1)")
+    if instrument_fwhm_inv_nm < 0 or not np.isfinite(instrument_fwhm_inv_nm):
+        raise ParameterError(f"instrument FWHM {instrument_fwhm_inv_nm!r} nm^-1: must be >= 0")
+    if K <= 0:
+        raise ParameterError(f"Scherrer constant K = {K!r}: must be positive")
+    if width not in ("fwhm", "integral_breadth"):
+        raise ParameterError(f"width convention {width!r}: use 'fwhm' or 'integral_breadth'")
+    cv = curve.select(qmin, qmax)
+    name = curve.name or "curve"
+    if qmin is not None or qmax is not None:
+        if len(cv) < 20:
+            raise InputError(
+                f"{name}: only {len(cv)} points between qmin={qmin} and qmax={qmax} nm^-1; widen the range"
+            )
+    cv = replace(cv, q_nm=cv.q_nm, intensity=cv.intensity)
+    found = find_peaks(cv, threshold=threshold, flat_baseline=kind == "sq")
+    notes: list[str] = []
+    prov_rec = dict(
+        lattice=lattice,
+        edge_nm=edge_nm,
+        instrument_fwhm_inv_nm=instrument_fwhm_inv_nm,
+        calib_rel_err=calib_rel_err,
+        kind=kind,
+        threshold=threshold,
+        K=K,
+        width=width,
+        qmin=qmin,
+        qmax=qmax,
+        polydispersity=polydispersity,
+    )
+    from ..provenance import extend
+
+    prov = extend(curve.provenance, "peaks", **prov_rec)
+    empty = dict(
+        curve=cv,
+        found=found,
+        lattice=None,
+        a_nm=None,
+        a_err_stat_nm=None,
+        a_err_calib_nm=None,
+        a_wls_nm=None,
+        a_wls_err_nm=None,
+        coherence=None,
+        coherence_per_peak=(),
+        sizedisorder=None,
+        instrument_fwhm_inv_nm=instrument_fwhm_inv_nm,
+        calib_rel_err=calib_rel_err,
+        kind=kind,
+        provenance=prov,
+    )
+    if found.q_nm.size == 0:
+        notes.append(f"no peak above {threshold:g} sigma: nothing ordered")
+        return PeakAnalysis(
+            peakfit=None, indexing=None, latticefit=None, notes=tuple(notes), **empty
+        )
+    pf = fit_peaks(
+        cv, found, shapes=shapes, threshold=threshold, instrument_fwhm_inv_nm=instrument_fwhm_inv_nm
+    )
+    qs = np.array([p.q_nm for p in pf.peaks])
+    qe = np.array([p.q_err_nm for p in pf.peaks])
+    ar = np.array([p.area for p in pf.peaks])
+    ae = np.array([p.area_err for p in pf.peaks])
+    fws = np.array([p.fwhm_inv_nm for p in pf.peaks])
+    ix = index_peaks(
+        qs,
+        qe,
+        ar,
+        ae,
+        fwhm=fws,
+        lattices=lattice,
+        edge_nm=edge_nm,
+        kind=kind,
+        q_range=(cv.q_nm[0], cv.q_nm[-1]),
+        polydispersity=polydispersity,
+    )
+    # Per-peak coherence lengths (free fit, instrument removed per the chosen shape).
+    coh_pp = []
+    for pk in pf.peaks:
+        try:
+            coh_pp.append(
+                coherence_length(
+                    pk.fwhm_inv_nm,
+                    pk.fwhm_err_inv_nm,
+                    instrument_fwhm_inv_nm,
+                    pf.shape,
+                    K,
+                    width,
+                    pf.eta,
+                    pk.fwhm_g_inv_nm,
+                )
+            )
+        except (FitError, ParameterError):
+            coh_pp.append(None)
+    if ix.best is None:
+        return PeakAnalysis(
+            peakfit=pf,
+            indexing=ix,
+            latticefit=None,
+            notes=tuple(notes),
+            **{**empty, "coherence_per_peak": tuple(coh_pp)},
+        )
+    best = ix.best
+    peaks = tuple(replace(p, hkl=best.assignment[i]) for i, p in enumerate(pf.peaks))
+    pf = replace(pf, peaks=peaks)
+    # Size / disorder from the free widths of the indexed orders (one per ring).
+    sd = None
+    idxd = [i for i, h in enumerate(best.assignment) if h is not None]
+    ws = [coh_pp[i].sample_width_inv_nm if coh_pp[i] else np.nan for i in idxd]
+    we = [pf.peaks[i].fwhm_err_inv_nm for i in idxd]
+    if len(idxd) >= 3:
+        sd = size_disorder(qs[idxd], ws, we, best.a_nm, K)
+    wmodel = "size"
+    if sd is not None:
+        wmodel = {"size": "size", "williamson_hall": "strain", "paracrystal": "paracrystal"}[
+            sd.preferred
+        ]
+    lf = None
+    try:
+        lf = fit_lattice(cv, ix, pf, instrument_fwhm_inv_nm, wmodel, found.baseline, found.sigma)
+    except FitError as exc:
+        notes.append(f"lattice-tied fit failed: {exc}")
+    if lf is not None and np.isfinite(lf.a_err_nm) and abs(lf.a_nm - best.a_nm) < 0.02 * best.a_nm:
+        a, a_stat = lf.a_nm, lf.a_err_nm
+        wl0, wl0e = lf.w0_inv_nm, lf.w0_err_inv_nm
+        L_src = "lattice-tied Voigt fit (Lorentzian FWHM extrapolated to q = 0)"
+    else:
+        a, a_stat = best.a_nm, best.a_err_nm
+        lf = None
+        first = idxd[0]
+        wl0 = coh_pp[first].sample_width_inv_nm if coh_pp[first] else np.nan
+        wl0e = pf.peaks[first].fwhm_err_inv_nm
+        L_src = "free fit of the first indexed peak"
+    coh = None
+    if np.isfinite(wl0) and wl0 > 0:
+        # The sample part is Lorentzian in the lattice fit: its FWHM or integral breadth.
+        b = wl0 if width == "fwhm" else 0.5 * math.pi * wl0
+        be = wl0e if width == "fwhm" else 0.5 * math.pi * wl0e
+        L = 2 * math.pi * K / b
+        coh = Coherence(L, L * be / b if np.isfinite(be) else float("nan"), b, K, width)
+    notes.append(
+        f"coherence length from the {L_src}; convention K={K:g}, {'FWHM' if width == 'fwhm' else 'integral breadth'}"
+    )
+    return PeakAnalysis(
+        curve=cv,
+        found=found,
+        peakfit=pf,
+        indexing=ix,
+        latticefit=lf,
+        lattice=best.lattice,
+        a_nm=float(a),
+        a_err_stat_nm=float(a_stat),
+        a_err_calib_nm=float(calib_rel_err * a),
+        a_wls_nm=best.a_nm,
+        a_wls_err_nm=best.a_err_nm,
+        coherence=coh,
+        coherence_per_peak=tuple(coh_pp),
+        sizedisorder=sd,
+        instrument_fwhm_inv_nm=instrument_fwhm_inv_nm,
+        calib_rel_err=calib_rel_err,
+        kind=kind,
+        notes=tuple(notes),
+        provenance=prov,
+    )

@@ -1,0 +1,478 @@
+"""Indexing: which lattices explain the peak positions, ranked by the evidence."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from ..errors import ParameterError
+from .predict import (
+    CUBIC,
+    LATTICES,
+    Reflection,
+    aligned_allowed,
+    form_factor_table,
+    lattice_shells,
+    nn_distance,
+    packing_fraction,
+    reflection_arrays,
+    ring_s,
+)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One indexing hypothesis: a lattice and its parameter, with the evidence.
+
+    ``cost`` is the sum of ``terms`` (lower is better); ``score`` = 1 / (1 + cost).
+    ``assignment`` maps each observed peak (input order) to an hkl or None.
+    """
+
+    lattice: str
+    a_nm: float
+    a_err_nm: float
+    cost: float
+    score: float
+    terms: dict[str, float]
+    assignment: tuple[tuple[int, int, int] | None, ...]
+    s_assigned: tuple[float | None, ...]
+    predicted: tuple[Reflection, ...]
+    absent: tuple[Reflection, ...]
+    unexplained_q_nm: tuple[float, ...]
+    aligned: bool
+    nn_distance_nm: float
+    ligand_gap_nm: float | None
+    packing_fraction: float | None
+    plausible: bool
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Indexing:
+    """Ranked lattice candidates (best first); ``best`` is None when nothing is ordered."""
+
+    candidates: tuple[Candidate, ...]
+    best: Candidate | None
+    notes: tuple[str, ...]
+    edge_nm: float | None = None
+
+    @property
+    def lattice(self) -> str | None:
+        return self.best.lattice if self.best else None
+
+
+def _wls_a(qo, qerr, s):
+    """Least squares through the origin, q_i = u sqrt(s_i), u = 2 pi / a.
+
+    Weights 1/q_err^2 (equal when unknown); the standard error uses the residual scatter
+    (Birge ratio) when it exceeds the error bars, or alone when they are unknown.
+    """
+    k = np.sqrt(s)
+    if qerr is None:
+        wt = np.ones_like(qo)
+    else:
+        wt = 1.0 / np.maximum(qerr, 1e-12) ** 2
+    wk = wt * k
+    skk = float(np.dot(wk, k))
+    u = float(np.dot(wk, qo)) / skk
+    res = qo - u * k
+    dof = qo.size - 1
+    var_u = 1.0 / skk
+    if dof > 0:
+        s2 = float(np.dot(wt * res, res)) / dof
+        var_u *= s2 if qerr is None else max(s2, 1.0)
+    elif qerr is None:
+        var_u = float("nan")
+    a = 2.0 * math.pi / u
+    return a, a * math.sqrt(var_u) / u, u
+
+
+def _match(qo: np.ndarray, qp: np.ndarray, tol: np.ndarray):
+    """Nearest ring j of each peak, relative offsets d and which peaks it explains (one
+    ring explains one peak: the nearest wins)."""
+    j = np.argmin(np.abs(qo[:, None] - qp[None, :]), axis=1)
+    d = (qo - qp[j]) / qo
+    ok = np.abs(d) < tol
+    jo = j[ok].tolist()
+    if len(jo) > 1 and len(set(jo)) < len(jo):
+        for jj in set(jo):
+            idx = np.nonzero(ok & (j == jj))[0]
+            if idx.size > 1:
+                bestk = idx[np.argmin(np.abs(d[idx]))]
+                ok[idx[idx != bestk]] = False
+    return j, d, ok
+
+
+def _refine_a(lattice, a0, qo, qerr, tol, rel_tol, q_hi):
+    """a refined from a0 by matching positions only (no intensities: cheap), or None."""
+    a = a0
+    for _ in range(3):
+        s_all = ring_s(lattice, (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2)
+        if s_all.size == 0:
+            return None
+        j, _, ok = _match(qo, 2.0 * math.pi * np.sqrt(s_all) / a, tol)
+        if not ok.any():
+            return None
+        a_new = _wls_a(qo[ok], None if qerr is None else qerr[ok], s_all[j[ok]])[0]
+        if abs(a_new - a) < 1e-9 * a:
+            return a_new
+        a = a_new
+    return a
+
+
+def _blends(qo, qp, ok, fwhm):
+    """Unexplained peaks with rings inside their half width (a blend of overlapping rings
+    the free fit merged) and the rings they cover."""
+    if fwhm is None or ok.all():
+        return np.zeros(qo.size, bool), set()
+    inside = (np.abs(qp[None, :] - qo[:, None]) < 0.5 * fwhm[:, None]) & ~ok[:, None]
+    return inside.any(axis=1), set(np.nonzero(inside.any(axis=0))[0].tolist())
+
+
+def _margin(fwhm) -> float:
+    return float(np.median(fwhm)) if fwhm is not None and np.size(fwhm) else 0.0
+
+
+def _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin=None):
+    # A ring closer than one peak width to either end of the data cannot be seen whole:
+    # it is neither evidence for nor against the lattice.
+    if margin is None:
+        margin = _margin(fwhm)
+    return (qp >= q_lo * (1 - rel_tol) + margin) & (qp <= q_hi * (1 + rel_tol) - margin)
+
+
+def _cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> float:
+    """A lower bound of :func:`_evaluate`'s cost at refined ``a`` from positions alone:
+    its position, unexplained-peak and simplicity terms (the intensity, absent-ring and
+    plausibility terms it leaves out are >= 0)."""
+    s_all = ring_s(lattice, (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2)
+    qp = 2.0 * math.pi * np.sqrt(s_all) / a
+    _, d, ok = _match(qo, qp, tol)
+    nex = int(ok.sum())
+    if nex == 0:
+        return math.inf
+    blend, _ = _blends(qo, qp, ok, fwhm)
+    nb = float(blend.sum())
+    return (
+        float(np.mean((d[ok] / tol[ok]) ** 2))
+        + 2.0 * (qo.size - nex - nb)
+        + 0.5 * nb
+        + 0.01 * float(_in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin).sum())
+        + 0.001 * LATTICES.index(lattice)
+    )
+
+
+def _evaluate(
+    lattice,
+    a,
+    qo,
+    qerr,
+    areas,
+    area_err,
+    edge,
+    kind,
+    rel_tol,
+    q_lo,
+    q_hi,
+    aligned_opt,
+    poly=0.0,
+    pq=None,
+    fwhm=None,
+    margin=None,
+    det_err=None,
+    worse_than=math.inf,
+    tol=None,
+):
+    """Score the lattice at ``a`` (refined by :func:`_refine_a`): a :class:`Candidate`, or
+    None when nothing matches or the cost is not below ``worse_than``."""
+    n = qo.size
+    if tol is None:
+        tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
+    shells, s_arr, qp, wpred = reflection_arrays(
+        lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq
+    )
+    j, d, ok = _match(qo, qp, tol)
+    nex = int(ok.sum())
+    if nex == 0:
+        return None
+    s = s_arr[j[ok]]
+    a, a_err, _ = _wls_a(qo[ok], None if qerr is None else qerr[ok], s)
+    terms: dict[str, float] = {}
+    terms["positions"] = float(np.mean((d[ok] / tol[ok]) ** 2))
+    # A peak off every ring but with rings inside its half width is a blend of
+    # overlapping rings (the free fit merged them): half a penalty, and its rings are
+    # not counted as absent.
+    blend, covered = _blends(qo, qp, ok, fwhm)
+    used = set(j[ok].tolist()) | covered
+    terms["unexplained"] = 2.0 * float(n - nex - blend.sum()) + 0.5 * float(blend.sum())
+    in_range = _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin)
+    absent_idx = [k for k in np.nonzero(in_range)[0].tolist() if k not in used]
+    w_obs = wpred[j[ok]]
+    if areas is not None and np.all(np.isfinite(areas[ok])) and np.all(areas[ok] > 0):
+        lr = np.log(areas[ok]) - np.log(np.maximum(w_obs, 1e-300))
+        scale = float(np.exp(np.mean(lr)))
+        terms["intensities"] = 2.0 * float(np.var(lr)) if nex > 1 else 0.0
+        det = 0.3 * float(np.min(areas[ok]))
+        if det_err is None and area_err is not None and np.any(np.isfinite(area_err)):
+            det_err = 3.0 * float(np.nanmedian(area_err))
+        if det_err is not None:
+            det = min(det, det_err)
+        det = max(det, 1e-300)
+        pred_abs = scale * wpred[absent_idx]
+    else:
+        det = 0.3 * float(np.min(w_obs)) if w_obs.size else 1.0
+        pred_abs = wpred[absent_idx]
+    pen = np.clip(1.0 + np.log10(np.maximum(pred_abs, 1e-300) / det), 0.0, 2.0)
+    terms["absent"] = float(np.sum(pen))
+    nn = nn_distance(lattice, a)
+    gap = pf = None
+    plausible = True
+    notes = []
+    aligned = False
+    if edge is not None:
+        gap = nn - edge
+        pf = packing_fraction(lattice, a, edge)
+        aligned = (
+            bool(aligned_opt) if aligned_opt is not None else aligned_allowed(lattice, a, edge)
+        )
+        aligned = aligned and lattice in CUBIC
+        if nn < edge:
+            plausible = False
+            terms["plausibility"] = 5.0
+            notes.append(
+                f"nearest-neighbour distance {nn:.2f} nm < cube edge {edge:.2f} nm: cubes would overlap"
+            )
+        if lattice in ("BCC", "FCC") and not aligned:
+            notes.append(
+                f"cubes aligned with a {lattice} lattice need a >= 2e = {2 * edge:.1f} nm; at a = {a:.2f} nm they "
+                "must be misaligned, and misaligned cubes do not suppress reflections"
+            )
+    # Simplicity: fewer predicted rings in range (de Wolff's idea), then lattice order.
+    terms["simplicity"] = 0.01 * float(in_range.sum()) + 0.001 * LATTICES.index(lattice)
+    cost = float(sum(terms.values()))
+    if cost >= worse_than:
+        return None
+
+    def refl(k: int) -> Reflection:
+        sh = shells[k]
+        return Reflection(sh.hkl, sh.s, float(qp[k]), sh.multiplicity, float(wpred[k]))
+
+    assign: list[tuple[int, int, int] | None] = [None] * n
+    s_as: list[float | None] = [None] * n
+    for i in range(n):
+        if ok[i]:
+            assign[i] = shells[j[i]].hkl
+            s_as[i] = shells[j[i]].s
+    return Candidate(
+        lattice=lattice,
+        a_nm=float(a),
+        a_err_nm=float(a_err),
+        cost=cost,
+        score=1.0 / (1.0 + cost),
+        terms=terms,
+        assignment=tuple(assign),
+        s_assigned=tuple(s_as),
+        predicted=tuple(refl(k) for k in np.nonzero(in_range)[0].tolist()),
+        absent=tuple(refl(k) for k in absent_idx),
+        unexplained_q_nm=tuple(float(x) for x in qo[~ok]),
+        aligned=aligned,
+        nn_distance_nm=float(nn),
+        ligand_gap_nm=None if gap is None else float(gap),
+        packing_fraction=None if pf is None else float(pf),
+        plausible=plausible,
+        notes=tuple(notes),
+    )
+
+
+def index_peaks(
+    positions,
+    q_err=None,
+    areas=None,
+    area_err=None,
+    lattices: tuple[str, ...] | str = "auto",
+    edge_nm: float | None = None,
+    aligned: bool | None = None,
+    kind: str = "sq",
+    rel_tol: float = 0.01,
+    q_range: tuple[float, float] | None = None,
+    max_cost: float = 4.0,
+    polydispersity: float = 0.0,
+    fwhm=None,
+) -> Indexing:
+    """Index peak positions against SC, BCC, FCC, HCP, hex2d and lamellar lattices.
+
+    For each lattice, the two lowest peaks are tried as each of its first ten rings; every
+    hypothesis is refined by weighted least squares (q = 2 pi sqrt(s)/a) and scored by a
+    cost (lower is better) = positions (mean (dq/q / tol)^2) + 2 per unexplained peak +
+    absent reflections (0..2 each, by predicted intensity over the detection level) +
+    2 x variance of ln(observed/predicted area) when areas are given + 5 if the cubes
+    would overlap (nearest-neighbour distance < edge) + a small simplicity term.
+
+    Parameters
+    ----------
+    positions : peak centres (nm^-1); q_err : their standard errors (optional).
+    areas, area_err : integrated peak areas (optional; sharpen the ranking).
+    lattices : "auto" (all) or one name or a tuple of names.
+    edge_nm : cube edge (nm): enables oriented-cube intensities, plausibility, packing.
+    aligned : force (True/False) aligned cubes; None decides from the geometry.
+    kind : "sq" (areas from S_eff) or "iq" (areas from I(q)).
+    rel_tol : relative position tolerance for a peak to be explained.
+    q_range : q range of the data (nm^-1) for predicted-but-absent lines (default: the peaks').
+    max_cost : above this the best candidate is not accepted (lattice None).
+    polydispersity : relative edge spread for the predicted intensities (damps form-factor minima).
+    fwhm : peak FWHMs (optional): a peak between rings within its half width is a blend.
+
+    Example
+    -------
+    >>> ix = index_peaks([0.55, 0.78, 1.11, 1.23], edge_nm=9.5)   # doctest: +SKIP
+    >>> ix.best.lattice, round(ix.best.a_nm, 2)                   # doctest: +SKIP
+    ('SC', 11.38)
+    """
+    qo = np.asarray(positions, dtype=float).ravel()
+    if qo.size and (not np.all(np.isfinite(qo)) or np.any(qo <= 0)):
+        raise ParameterError(f"peak positions {qo.tolist()}: must be positive and finite (nm^-1)")
+    if edge_nm is not None and not (edge_nm > 0):
+        raise ParameterError(f"edge {edge_nm!r} nm: must be positive")
+    if kind not in ("sq", "iq"):
+        raise ParameterError(f"kind {kind!r}: use 'sq' or 'iq'")
+    if isinstance(lattices, str):
+        lattices = LATTICES[:6] if lattices == "auto" else (lattices,)
+    for lat in lattices:
+        if lat not in LATTICES:
+            raise ParameterError(f"lattice {lat!r}: use auto or one of {LATTICES}")
+    order = np.argsort(qo)
+    inv = np.argsort(order)
+    qs = qo[order]
+    qe = None if q_err is None else np.asarray(q_err, float).ravel()[order]
+    if qe is not None and not np.all(np.isfinite(qe) & (qe > 0)):
+        qe = None
+    ar = None if areas is None else np.asarray(areas, float).ravel()[order]
+    ae = None if area_err is None else np.asarray(area_err, float).ravel()[order]
+    fw = None if fwhm is None else np.asarray(fwhm, float).ravel()[order]
+    notes: list[str] = []
+    if qs.size < 2:
+        notes.append(
+            "fewer than two peaks: no lattice can be indexed"
+            + (
+                f" (one peak at q = {qs[0]:.4g} nm^-1, d = 2 pi/q = {2 * math.pi / qs[0]:.4g} nm)"
+                if qs.size
+                else ""
+            )
+        )
+        return Indexing((), None, tuple(notes), edge_nm)
+    q_lo, q_hi = (
+        (float(qs[0]), float(qs[-1])) if q_range is None else (float(q_range[0]), float(q_range[1]))
+    )
+    q_lo = min(q_lo, float(qs[0]))
+    q_hi = max(q_hi, float(qs[-1]))
+    pq = (
+        form_factor_table(edge_nm, polydispersity, q_hi * (1 + 3 * rel_tol))
+        if edge_nm is not None
+        else None
+    )
+    best_per: dict[str, Candidate] = {}
+    tol = np.full(qs.size, rel_tol) if qe is None else np.maximum(rel_tol, 4.0 * qe / qs)
+    margin = _margin(fw)
+    det_err = 3.0 * float(np.nanmedian(ae)) if ae is not None and np.any(np.isfinite(ae)) else None
+    for lat in lattices:
+        shells = lattice_shells(lat, 400.0)[:10]
+        # Every hypothesis refined on positions alone, then scored in the order of its
+        # position-only cost floor; one whose floor is no better than the best score so far
+        # cannot win and is not scored (a shortcut that leaves the result unchanged).
+        hyps: list[tuple[float, float]] = []
+        seen: list[float] = []
+        for qi in qs[: min(2, qs.size)]:
+            for sh in shells:
+                a0 = 2.0 * math.pi * math.sqrt(sh.s) / qi
+                if any(abs(a0 - t) < 1e-3 * a0 for t in seen):
+                    continue
+                seen.append(a0)
+                a = _refine_a(lat, a0, qs, qe, tol, rel_tol, q_hi)
+                if a is None or any(abs(a - h[1]) < 1e-9 * a for h in hyps):
+                    continue
+                hyps.append((_cost_floor(lat, a, qs, tol, rel_tol, q_lo, q_hi, fw, margin), a))
+        for floor, a in sorted(hyps):
+            if lat in best_per and floor >= best_per[lat].cost:
+                break
+            cand = _evaluate(
+                lat,
+                a,
+                qs,
+                qe,
+                ar,
+                ae,
+                edge_nm,
+                kind,
+                rel_tol,
+                q_lo,
+                q_hi,
+                aligned,
+                polydispersity,
+                pq,
+                fw,
+                margin,
+                det_err,
+                best_per[lat].cost if lat in best_per else math.inf,
+                tol,
+            )
+            if cand is not None:
+                best_per[lat] = cand
+    # Back to the input order of the peaks.
+    cands = []
+    for c in best_per.values():
+        cands.append(
+            replace(
+                c,
+                assignment=tuple(c.assignment[i] for i in inv),
+                s_assigned=tuple(c.s_assigned[i] for i in inv),
+            )
+        )
+    cands.sort(key=lambda c: c.cost)
+    best = cands[0] if cands else None
+    if best is not None:
+        nex = sum(h is not None for h in best.assignment)
+        if nex < 2 or best.cost > max_cost or nex < 0.5 * qs.size:
+            notes.append(
+                f"best candidate {best.lattice} a = {best.a_nm:.3f} nm explains {nex} of {qs.size} peaks "
+                f"with cost {best.cost:.2f} (limit {max_cost:g}): no lattice assigned"
+            )
+            best = None
+    if best is not None:
+        notes.extend(_ambiguity_notes(best, cands, qs, q_hi))
+    return Indexing(tuple(cands), best, tuple(notes), edge_nm)
+
+
+def _ambiguity_notes(best: Candidate, cands, qs, q_hi) -> list[str]:
+    out = []
+    for c in cands[1:]:
+        if c.lattice == best.lattice:
+            continue
+        r = c.a_nm / best.a_nm
+        # SC (100),(110),(200),(210) = BCC (110),(200),(220),(310) with a_BCC = sqrt2 a_SC.
+        pair = {best.lattice, c.lattice} == {"SC", "BCC"}
+        if pair and abs(r - (math.sqrt(2) if best.lattice == "SC" else 1 / math.sqrt(2))) < 0.01:
+            a_sc = best.a_nm if best.lattice == "SC" else c.a_nm
+            q7 = 2.0 * math.pi * math.sqrt(7.0) / a_sc
+            reach = q_hi >= q7 * 0.995
+            seen = bool(np.any(np.abs(qs - q7) < 0.01 * q7))
+            out.append(
+                f"SC a = {a_sc:.3f} nm and BCC a = {a_sc * math.sqrt(2):.3f} nm share the ratios 1 : sqrt2 : 2 : sqrt5; "
+                f"the first line that separates them is q100 sqrt7 = {q7:.4g} nm^-1 (BCC (321) only): the data "
+                + (
+                    (
+                        "reach it and show a peak there"
+                        if seen
+                        else "reach it and show no peak there"
+                    )
+                    if reach
+                    else "do not reach it"
+                )
+                + f"; ranked by cost {best.lattice} {best.cost:.2f} < {c.lattice} {c.cost:.2f}"
+            )
+        elif c.cost - best.cost < 0.3:
+            out.append(
+                f"ambiguous: {c.lattice} a = {c.a_nm:.3f} nm scores close to {best.lattice} (cost {c.cost:.2f} vs {best.cost:.2f})"
+            )
+    return out

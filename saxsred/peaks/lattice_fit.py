@@ -1,0 +1,263 @@
+"""Lattice-tied global fit: ring centres 2 pi sqrt(s)/a from one a, widths from a size/
+disorder model, one area per ring."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from ..curve import Curve
+from ..errors import FitError, ParameterError
+from .coherence import sample_width
+from .find import find_peaks, poly_coordinate
+from .fit import PeakFit, minimize_known_errors, scaled_stderr
+from .index import Indexing
+from .predict import Reflection, reflections
+from .profiles import profile_derivatives
+
+
+@dataclass(frozen=True)
+class LatticeFit:
+    """Lattice-tied global fit: centres 2 pi sqrt(s)/a, Voigt widths from the size model.
+
+    Lorentzian FWHM w_L(q) = w0 + w1 q (``width_model="strain"``), w0 + w2 q^2
+    (``"paracrystal"``) or w0 (``"size"``); Gaussian FWHM fixed to the instrument.
+    """
+
+    lattice: str
+    a_nm: float
+    a_err_nm: float
+    w0_inv_nm: float
+    w0_err_inv_nm: float
+    slope: float
+    slope_err: float
+    width_model: str
+    instrument_fwhm_inv_nm: float
+    shells: tuple[Reflection, ...]
+    areas: np.ndarray
+    area_errs: np.ndarray
+    chi2_red: float
+    q_nm: np.ndarray
+    model: np.ndarray
+    baseline: np.ndarray
+    nfev: int
+    params: dict[str, float] = field(default_factory=dict)
+
+
+def _lattice_eval(q, t, base, a, w0, slope, kind, wg, ks, areas, b, want_jac=False):
+    """Lattice-tied model and (optionally) its derivatives by name."""
+    c = (ks / a)[:, None]
+    mult = c if kind == "strain" else c * c if kind == "paracrystal" else np.zeros_like(c)
+    wl = np.maximum(w0 + slope * mult, 1e-9)
+    shape = "voigt" if wg > 0 else "lorentz"
+    f, dfc, dfw, _ = profile_derivatives(q[None, :] - c, shape, wl, wg=wg)
+    A = np.asarray(areas, float)[:, None]
+    bl = base * (b[0] + b[1] * t + b[2] * t * t)
+    m = bl + np.sum(A * f, axis=0)
+    if not want_jac:
+        return m, None
+    dc_da = -c / a
+    dmult_da = dc_da if kind == "strain" else 2.0 * c * dc_da if kind == "paracrystal" else 0.0 * c
+    cols = {
+        "a": np.sum(A * (dfc * dc_da + dfw * slope * dmult_da), axis=0),
+        "w0": np.sum(A * dfw, axis=0),
+        "slope": np.sum(A * dfw * mult, axis=0),
+        "b0": base,
+        "b1": base * t,
+        "b2": base * t * t,
+    }
+    for i in range(len(ks)):
+        cols[f"A{i}"] = f[i]
+    return m, cols
+
+
+def _lattice_model(q, t, base, u, w0, slope, kind, wg, ks, areas, b):
+    return _lattice_eval(q, t, base, 1.0 / u, w0, slope, kind, wg, ks, areas, b)[0]
+
+
+def lattice_parameters(shells, a0, w0, slope, areas, width_model, b=(1.0, 0.0, 0.0)):
+    """lmfit Parameters of the lattice-tied model (also used as the benchmark's floor)."""
+    import lmfit
+
+    p = lmfit.Parameters()
+    p.add("a", value=a0, min=0.5 * a0, max=2.0 * a0)
+    p.add("w0", value=max(w0, 1e-6), min=0.0)
+    p.add("slope", value=max(slope, 0.0), min=0.0, vary=width_model != "size")
+    for i, A in enumerate(areas):
+        p.add(f"A{i}", value=max(A, 0.0), min=0.0)
+    for i, bi in enumerate(b):
+        p.add(f"b{i}", value=bi)
+    return p
+
+
+def lattice_residual(
+    q, y, sig, base, shells, width_model, instrument_fwhm, analytic_jac: bool = True
+):
+    """Residual (params -> (model - y)/sigma) and analytic Jacobian of the lattice-tied model.
+
+    With ``analytic_jac`` False the residual computes the model alone (for a fit with
+    finite-difference derivatives, which never asks for the Jacobian)."""
+    t = poly_coordinate(q)
+    ks = np.array([2.0 * math.pi * math.sqrt(r.s) for r in shells])
+    isig = 1.0 / sig
+    wg = float(instrument_fwhm)
+    n = len(shells)
+
+    last: dict[str, Any] = {}
+
+    def _call(p):
+        # Model and derivatives together, kept for the Jacobian MINPACK asks for next at
+        # the same point (one profile evaluation, with its Faddeeva function, per step).
+        v = p.valuesdict()
+        key = tuple(v.values())
+        if last.get("key") != key:
+            areas = [v[f"A{i}"] for i in range(n)]
+            last["key"] = key
+            last["mc"] = _lattice_eval(
+                q,
+                t,
+                base,
+                v["a"],
+                v["w0"],
+                v["slope"],
+                width_model,
+                wg,
+                ks,
+                areas,
+                (v["b0"], v["b1"], v["b2"]),
+                analytic_jac,
+            )
+        return last["mc"]
+
+    def resid(p):
+        return (_call(p)[0] - y) * isig
+
+    def jac(p):
+        cols = _call(p)[1]
+        names = [k for k, par in p.items() if par.vary]
+        return np.column_stack([cols[k] for k in names]) * isig[:, None]
+
+    return resid, jac
+
+
+def fit_lattice(
+    curve: Curve,
+    indexing: Indexing,
+    peakfit: PeakFit | None = None,
+    instrument_fwhm_inv_nm: float = 0.0,
+    width_model: str = "auto",
+    baseline: np.ndarray | None = None,
+    sigma: np.ndarray | None = None,
+) -> LatticeFit:
+    """Lattice-tied global Voigt fit of all rings of the best candidate within the data.
+
+    Centres 2 pi sqrt(s)/a from one a; Lorentzian FWHM from the size/disorder model
+    (``width_model`` "size", "strain", "paracrystal" or "auto": paracrystal with three or
+    more indexed orders, else size); Gaussian FWHM fixed to ``instrument_fwhm_inv_nm``;
+    one free area per indexed ring; baseline as in :func:`fit_peaks`.
+    """
+    best = indexing.best
+    if best is None:
+        raise FitError("lattice fit: no lattice was indexed; nothing to tie the peaks to")
+    q, y = curve.q_nm, curve.intensity
+    if baseline is None or sigma is None:
+        fp = find_peaks(curve)
+        baseline, sigma = fp.baseline, fp.sigma
+    # Every ring of the lattice within the data (indexed or not): a ring hidden under a
+    # neighbour's flank still has its area fitted (>= 0) instead of widening the neighbour.
+    s_obs = sorted({s for s in best.s_assigned if s is not None})
+    shells = tuple(
+        r
+        for r in reflections(best.lattice, best.a_nm, q[-1] * 1.01)
+        if r.q_nm >= q[0] * 0.99 or any(abs(r.s - s) < 1e-9 for s in s_obs)
+    )
+    if width_model == "auto":
+        width_model = "paracrystal" if len(s_obs) >= 3 else "size"
+    if width_model not in ("size", "strain", "paracrystal"):
+        raise ParameterError(f"width model {width_model!r}: use auto, size, strain or paracrystal")
+    # Start: areas and widths from the free fit when given.
+    areas0 = []
+    wl0 = []
+    for r in shells:
+        pk = None
+        if peakfit is not None:
+            pk = min(peakfit.peaks, key=lambda p, qq=r.q_nm: abs(p.q_nm - qq))
+            if abs(pk.q_nm - r.q_nm) > 0.02 * r.q_nm:
+                pk = None
+        areas0.append(pk.area if pk else 0.0)
+        if pk:
+            try:
+                wl0.append(
+                    sample_width(
+                        pk.fwhm_inv_nm,
+                        instrument_fwhm_inv_nm,
+                        "voigt",
+                        fwhm_g=instrument_fwhm_inv_nm,
+                    )[2]
+                )
+            except FitError:
+                wl0.append(pk.fwhm_inv_nm)
+    w0 = float(np.min(wl0)) if wl0 else 0.01 * q[-1]
+    b0 = (1.0, 0.0, 0.0)
+    if peakfit is not None:
+        # Same baseline representation: recover b from the free fit's baseline ratio.
+        t = poly_coordinate(q)
+        ratio = peakfit.baseline / baseline
+        b0 = tuple(np.polyfit(t, ratio, 2)[::-1])
+    pars = lattice_parameters(shells, best.a_nm, w0, 0.0, areas0, width_model, b0)
+    resid, jac = lattice_residual(
+        q, y, sigma, baseline, shells, width_model, instrument_fwhm_inv_nm
+    )
+    res = minimize_known_errors(resid, pars, "lattice-tied fit", jac)
+    return _lattice_result(
+        res, best.lattice, shells, width_model, instrument_fwhm_inv_nm, q, baseline
+    )
+
+
+def _lattice_result(res, lattice, shells, width_model, instrument_fwhm, q, baseline) -> LatticeFit:
+    n = q.size
+    redchi = res.chisqr / max(n - res.nvarys, 1)
+    v = res.params
+    ks = np.array([2.0 * math.pi * math.sqrt(r.s) for r in shells])
+    areas = np.array([v[f"A{i}"].value for i in range(len(shells))])
+    aerr = np.array([scaled_stderr(v[f"A{i}"], redchi) for i in range(len(shells))])
+    t = poly_coordinate(q)
+    b = (v["b0"].value, v["b1"].value, v["b2"].value)
+    model = _lattice_model(
+        q,
+        t,
+        baseline,
+        1.0 / v["a"].value,
+        v["w0"].value,
+        v["slope"].value,
+        width_model,
+        instrument_fwhm,
+        ks,
+        areas,
+        b,
+    )
+    a = v["a"].value
+    shells_out = tuple(replace(r, q_nm=2.0 * math.pi * math.sqrt(r.s) / a) for r in shells)
+    return LatticeFit(
+        lattice=lattice,
+        a_nm=float(a),
+        a_err_nm=scaled_stderr(v["a"], redchi),
+        w0_inv_nm=float(v["w0"].value),
+        w0_err_inv_nm=scaled_stderr(v["w0"], redchi),
+        slope=float(v["slope"].value),
+        slope_err=scaled_stderr(v["slope"], redchi) if v["slope"].vary else 0.0,
+        width_model=width_model,
+        instrument_fwhm_inv_nm=float(instrument_fwhm),
+        shells=shells_out,
+        areas=areas,
+        area_errs=aerr,
+        chi2_red=float(redchi),
+        q_nm=q,
+        model=model,
+        baseline=baseline * (b[0] + b[1] * t + b[2] * t * t),
+        nfev=int(res.nfev),
+        params={k: float(p.value) for k, p in v.items()},
+    )
