@@ -165,7 +165,9 @@ def fit_structure(
     """
     import lmfit
 
-    cv = curve.select(qmin, qmax)
+    from ..curve import require_q_nm
+
+    cv = require_q_nm(curve, "structure fit").select(qmin, qmax)
     if len(cv) < 20:
         raise FitError(
             f"{curve.name or 'curve'}: only {len(cv)} points in the fit range; widen --qmin/--qmax"
