@@ -71,39 +71,16 @@ class Supraparticle:
         return float(np.sqrt(np.max(np.sum(c * c, axis=1)))) if self.n else 0.0
 
 
-# Until saxsred.lattice lands: conventional-cell bases (International Tables, Vol. A).
-_BASIS_FALLBACK = {
-    "SC": [(0, 0, 0)],
-    "BCC": [(0, 0, 0), (0.5, 0.5, 0.5)],
-    "FCC": [(0, 0, 0), (0.5, 0.5, 0), (0.5, 0, 0.5), (0, 0.5, 0.5)],
-    "A15": [
-        (0, 0, 0),
-        (0.5, 0.5, 0.5),
-        (0.25, 0.5, 0),
-        (0.75, 0.5, 0),
-        (0, 0.25, 0.5),
-        (0, 0.75, 0.5),
-        (0.5, 0, 0.25),
-        (0.5, 0, 0.75),
-    ],
-}
-
-
 def basis_fractional(lattice: str) -> np.ndarray:
-    """Sites of one conventional cell (fractional coordinates) from the shared lattice module."""
-    try:
-        from .. import lattice as lat
+    """Sites of one conventional cell (fractional coordinates) from :mod:`saxsred.lattice`."""
+    from .. import lattice as lat
 
-        fn = lat.basis_positions
-    except (ImportError, AttributeError):
-        fn = None
-    try:
-        b = fn(lattice) if fn is not None else _BASIS_FALLBACK[lattice]
-    except (KeyError, ValueError) as exc:
+    name = lat.resolve(lattice)
+    if lat.dimension(name) != 3:
         raise ParameterError(
-            f"lattice {lattice!r}: no cubic basis ({exc}); use SC, BCC, FCC or A15"
-        ) from None
-    return np.asarray(b, dtype=float).reshape(-1, 3)
+            f"lattice {lattice!r} is not a 3-D lattice of particles; use SC, BCC, FCC, A15, diamond or HCP"
+        )
+    return np.asarray(lat.basis_positions(name), dtype=float).reshape(-1, 3)
 
 
 def quaternion_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -143,14 +120,19 @@ def surface_sites(sites: np.ndarray) -> np.ndarray:
 
 
 def lattice_sites(lattice: str, a_nm: float, cells) -> np.ndarray:
-    """All sites of nx x ny x nz conventional cells (nm), centred on the block's middle."""
+    """All sites of nx x ny x nz conventional cells (nm), centred on their centroid.
+
+    Cell vectors and basis come from :mod:`saxsred.lattice` (HCP: hexagonal axes, ideal c/a).
+    """
+    from .. import lattice as lat
+
     nx, ny, nz = (int(c) for c in cells)
     basis = basis_fractional(lattice)
     g = np.stack(
         np.meshgrid(np.arange(nx), np.arange(ny), np.arange(nz), indexing="ij"), -1
     ).reshape(-1, 1, 3)
     frac = (g + basis[None, :, :]).reshape(-1, 3)
-    sites = frac * a_nm
+    sites = frac @ lat.cell_vectors(lat.resolve(lattice), a_nm)
     return sites - sites.mean(axis=0)
 
 
@@ -169,7 +151,8 @@ def build_supraparticle(
 
     Parameters
     ----------
-    lattice : a cubic lattice of :mod:`saxsred.lattice` ("SC", "BCC", "FCC", "A15", ...).
+    lattice : a 3-D lattice of :mod:`saxsred.lattice` ("SC", "BCC", "FCC", "A15", "diamond",
+        "HCP"; short name or Hermann-Mauguin symbol).
     a_nm : conventional cell edge (nm).
     edge_nm : cube edge (nm).
     cells : (nx, ny, nz) conventional cells.
@@ -195,7 +178,10 @@ def build_supraparticle(
             raise ParameterError(f"--{name} {v!r}: a fraction in [0, 1)")
     if disorder_pos_nm < 0 or disorder_rot_fwhm_deg < 0:
         raise ParameterError("disorder must be >= 0 (sigma in nm, FWHM in degrees)")
+    from .. import lattice as lat
+
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    lattice = lat.resolve(lattice)
     sites = lattice_sites(lattice, a_nm, cells)
     surf = surface_sites(sites)
     keep = np.ones(len(sites), bool)
