@@ -72,8 +72,19 @@ factor_err = 0.01
 def _geometry():
     from saxsred.geometry import Geometry
 
-    return Geometry(1.0, 30.3 * 172e-6, 41.6 * 172e-6, 0.0, 0.0, 0.0, 172e-6, 172e-6, 1.0e-10,
-                    shape=SHAPE, source="geo.poni")
+    return Geometry(
+        1.0,
+        30.3 * 172e-6,
+        41.6 * 172e-6,
+        0.0,
+        0.0,
+        0.0,
+        172e-6,
+        172e-6,
+        1.0e-10,
+        shape=SHAPE,
+        source="geo.poni",
+    )
 
 
 def _curve(kind: str):
@@ -124,7 +135,9 @@ def data_files(out: Path) -> dict[str, bytes]:
     return {
         p.relative_to(out).as_posix(): p.read_bytes()
         for p in sorted(out.rglob("*"))
-        if p.is_file() and ".saxsred" not in p.parts and p.name not in ("run_report.json", "run_summary.txt")
+        if p.is_file()
+        and ".saxsred" not in p.parts
+        and p.name not in ("run_report.json", "run_summary.txt")
     }
 
 
@@ -159,15 +172,47 @@ def dask_scheduler(tmp_path_factory):
     try:
         log = open(tmp / "scheduler.log", "w")
         logs.append(log)
-        procs.append(subprocess.Popen([str(exe), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                       "--no-dashboard"], stdout=log, stderr=subprocess.STDOUT, env=env))
+        procs.append(
+            subprocess.Popen(
+                [
+                    str(exe),
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--no-dashboard",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
+        )
         for k in range(2):
             log = open(tmp / f"worker{k}.log", "w")
             logs.append(log)
-            procs.append(subprocess.Popen([str(exe), "worker", addr, "--nthreads", "1", "--no-dashboard",
-                                           "--memory-limit", "0", "--local-directory", str(tmp / f"w{k}"),
-                                           "--name", f"w{k}", "--no-nanny"], stdout=log, stderr=subprocess.STDOUT,
-                                          env=env))
+            procs.append(
+                subprocess.Popen(
+                    [
+                        str(exe),
+                        "worker",
+                        addr,
+                        "--nthreads",
+                        "1",
+                        "--no-dashboard",
+                        "--memory-limit",
+                        "0",
+                        "--local-directory",
+                        str(tmp / f"w{k}"),
+                        "--name",
+                        f"w{k}",
+                        "--no-nanny",
+                    ],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                )
+            )
         deadline = time.monotonic() + 60
         client = None
         while client is None:
@@ -213,12 +258,18 @@ def test_recipe_errors_name_line_and_key():
     msg = _err(bad)
     assert msg.startswith(f"r.toml:{n}: [corrections] key 'npts'") and "'npt'" in msg
     # wrong type of a step key
-    bad = base + '\n[[step]]\nname = "avg"\nkind = "average"\ninputs = ["reduce/*"]\nalpha = "small"\n'
+    bad = (
+        base
+        + '\n[[step]]\nname = "avg"\nkind = "average"\ninputs = ["reduce/*"]\nalpha = "small"\n'
+    )
     n = len(bad.splitlines())
     msg = _err(bad)
     assert msg.startswith(f"r.toml:{n}: [[step]] #2 ('avg') key 'alpha'") and "'small'" in msg
     # reference to a step that does not exist (or comes later)
-    bad = base + '\n[[step]]\nname = "sub"\nkind = "subtract"\ninputs = ["reduce/*"]\nbackground = "buffer/b_000"\n'
+    bad = (
+        base
+        + '\n[[step]]\nname = "sub"\nkind = "subtract"\ninputs = ["reduce/*"]\nbackground = "buffer/b_000"\n'
+    )
     msg = _err(bad)
     assert f"r.toml:{len(bad.splitlines())}:" in msg and "'background'" in msg and "'buffer'" in msg
     # unknown kind, with a suggestion; missing required key; duplicate name; TOML syntax
@@ -262,8 +313,14 @@ def capillary(tmp_path_factory):
     """The shipped capillary recipe run up to the absolute scale on the sample data."""
     data, calib = _sample_data(tmp_path_factory)
     out = tmp_path_factory.mktemp("capillary")
-    rep = run_recipe(ROOT / "pipelines" / "capillary_saxs.toml", data=data, output=out, steps=UPTO_ABSOLUTE,
-                     progress=False, log=lambda s: None)
+    rep = run_recipe(
+        ROOT / "pipelines" / "capillary_saxs.toml",
+        data=data,
+        output=out,
+        steps=UPTO_ABSOLUTE,
+        progress=False,
+        log=lambda s: None,
+    )
     return data, calib, out, rep
 
 
@@ -279,12 +336,24 @@ def test_capillary_recipe_equals_the_reduction_stage(capillary):
     assert rep.exit_code == 0 and rep.counts == {"done": 13, "skipped": 0, "failed": 0}
     verdicts = json.loads((out / "average" / "sp_average_frames.json").read_text())["frames"]
     assert [v["name"] for v in verdicts if not v["kept"]] == ["sp_003"]  # the bubble
-    corr = Corrections(dark=np.asarray(read_image(data / "dark.edf"), float),
-                       mask=load_mask(calib / "saxs_mask.edf"), npt=400, hot_pixels=True)
+    corr = Corrections(
+        dark=np.asarray(read_image(data / "dark.edf"), float),
+        mask=load_mask(calib / "saxs_mask.edf"),
+        npt=400,
+        hot_pixels=True,
+    )
     f = [str(data / f"{n}.edf") for n in ("sp_001", "sp_002", "sp_003")]
-    ref = reduce_files(f, ReduceJob(corrections=corr, poni=str(calib / "saxs_1m.poni"), average=True,
-                                    background=(str(data / "solvent.edf"),), water=(str(data / "water.edf"),),
-                                    water_empty=(str(data / "empty_capillary.edf"),))).curves[0]
+    ref = reduce_files(
+        f,
+        ReduceJob(
+            corrections=corr,
+            poni=str(calib / "saxs_1m.poni"),
+            average=True,
+            background=(str(data / "solvent.edf"),),
+            water=(str(data / "water.edf"),),
+            water_empty=(str(data / "empty_capillary.edf"),),
+        ),
+    ).curves[0]
     got = read_curve(out / "absolute" / "sp_average.h5")
     assert got.unit == "cm^-1"
     np.testing.assert_allclose(got.q_nm, ref.q_nm, rtol=1e-12)
@@ -292,7 +361,9 @@ def test_capillary_recipe_equals_the_reduction_stage(capillary):
     np.testing.assert_allclose(got.sigma, ref.sigma, rtol=1e-10)
     report = json.loads((out / "run_report.json").read_text())
     entry = next(o for o in report["outputs"] if o["path"] == "reduce/sp_001.h5")
-    assert entry["inputs"][0]["file"] == "sp_001.edf" and entry["inputs"][0]["checksum"].startswith("xxh3:")
+    assert entry["inputs"][0]["file"] == "sp_001.edf" and entry["inputs"][0]["checksum"].startswith(
+        "xxh3:"
+    )
 
 
 def test_capillary_recipe_analysis_steps(capillary):
@@ -301,8 +372,13 @@ def test_capillary_recipe_analysis_steps(capillary):
     from saxsred.simulate import SAMPLE_TRUTH
 
     data, _, out, _ = capillary
-    rep = run_recipe(ROOT / "pipelines" / "capillary_saxs.toml", data=data, output=out, progress=False,
-                     log=lambda s: None)
+    rep = run_recipe(
+        ROOT / "pipelines" / "capillary_saxs.toml",
+        data=data,
+        output=out,
+        progress=False,
+        log=lambda s: None,
+    )
     assert rep.exit_code == 0, rep.failures
     assert rep.counts == {"done": 4, "skipped": 13, "failed": 0}
     fit = json.loads((out / "form_factor" / "dilute_form_factor.json").read_text())
@@ -315,8 +391,15 @@ def test_capillary_recipe_analysis_steps(capillary):
     assert len(report["runs"]) == 2 and report["status"] == "ok"
     # --force redoes a step whose outputs are up to date, with identical bytes
     before = (out / "s_eff" / "s_eff.h5").read_bytes()
-    again = run_recipe(ROOT / "pipelines" / "capillary_saxs.toml", data=data, output=out, steps=["s_eff"],
-                       force=True, progress=False, log=lambda s: None)
+    again = run_recipe(
+        ROOT / "pipelines" / "capillary_saxs.toml",
+        data=data,
+        output=out,
+        steps=["s_eff"],
+        force=True,
+        progress=False,
+        log=lambda s: None,
+    )
     assert again.counts == {"done": 1, "skipped": 0, "failed": 0}
     assert (out / "s_eff" / "s_eff.h5").read_bytes() == before
 
@@ -329,7 +412,13 @@ def test_waxs_recipe_on_real_lab6_frames(tmp_path):
     from saxsred.io.curves import read_curve
 
     data = realdata("lab6_ssrl_tilted")
-    rep = run_recipe(ROOT / "pipelines" / "waxs.toml", data=data, output=tmp_path, progress=False, log=lambda s: None)
+    rep = run_recipe(
+        ROOT / "pipelines" / "waxs.toml",
+        data=data,
+        output=tmp_path,
+        progress=False,
+        log=lambda s: None,
+    )
     assert rep.exit_code == 0, rep.failures
     for frame, n in (("0009", 1), ("0023", 3)):
         cv = read_curve(tmp_path / "reduce" / f"b_toney_Lab6_thtth_rightside_scan2_{frame}.h5")
@@ -347,8 +436,14 @@ def test_waxs_recipe_on_real_lab6_frames(tmp_path):
 def test_serial_local_and_scheduler_runs_are_byte_identical(dataset, dask_scheduler, tmp_path):
     recipe = write_recipe(dataset)
     outs = {}
-    for mode, kw in (("serial", {}), ("local2", {"workers": 2}), ("sched", {"scheduler": dask_scheduler})):
-        rep = run_recipe(recipe, data=dataset, output=tmp_path / mode, progress=False, log=lambda s: None, **kw)
+    for mode, kw in (
+        ("serial", {}),
+        ("local2", {"workers": 2}),
+        ("sched", {"scheduler": dask_scheduler}),
+    ):
+        rep = run_recipe(
+            recipe, data=dataset, output=tmp_path / mode, progress=False, log=lambda s: None, **kw
+        )
         assert rep.exit_code == 0, rep.failures
         assert rep.counts == {"done": 10 + 1 + 2 + 2, "skipped": 0, "failed": 0}
         outs[mode] = data_files(tmp_path / mode)
@@ -372,10 +467,16 @@ def _bad_dataset(root: Path) -> dict[str, str]:
     (frames / "s_truncated.edf").write_bytes(good[: len(good) - 4000])
     q, i = _curve("s")
     geo = _geometry()
-    data, hdr, _ = simulate_frame(q, i, geo.with_shape((64, 64)), (64, 64), Exposure(), rng=np.random.default_rng(1))
+    data, hdr, _ = simulate_frame(
+        q, i, geo.with_shape((64, 64)), (64, 64), Exposure(), rng=np.random.default_rng(1)
+    )
     write_edf(frames / "s_wrongshape.edf", data, hdr)
     (frames / "s_garbage.edf").write_bytes(np.random.default_rng(2).bytes(5000))
-    return {"s_truncated.edf": "truncated", "s_wrongshape.edf": "shape", "s_garbage.edf": "not a readable"}
+    return {
+        "s_truncated.edf": "truncated",
+        "s_wrongshape.edf": "shape",
+        "s_garbage.edf": "not a readable",
+    }
 
 
 def test_bad_files_are_reported_and_the_rest_complete(tmp_path, dask_scheduler, capsys):
@@ -383,8 +484,19 @@ def test_bad_files_are_reported_and_the_rest_complete(tmp_path, dask_scheduler, 
 
     bad = _bad_dataset(tmp_path / "d")
     recipe = write_recipe(tmp_path / "d", later=False)
-    rc = main(["run", str(recipe), "--data", str(tmp_path / "d"), "-o", str(tmp_path / "o"),
-               "--scheduler", dask_scheduler, "--no-progress"])
+    rc = main(
+        [
+            "run",
+            str(recipe),
+            "--data",
+            str(tmp_path / "d"),
+            "-o",
+            str(tmp_path / "o"),
+            "--scheduler",
+            dask_scheduler,
+            "--no-progress",
+        ]
+    )
     assert rc == 1
     printed = capsys.readouterr().out
     good = sorted(p.stem for p in (tmp_path / "d" / "frames").glob("*.edf") if p.name not in bad)
@@ -402,8 +514,14 @@ def test_bad_files_are_reported_and_the_rest_complete(tmp_path, dask_scheduler, 
 
     files = sorted(str(p) for p in (tmp_path / "d" / "frames").glob("*.edf"))
     corr = Corrections(npt=120, mask=load_mask(tmp_path / "d" / "mask.edf"))
-    rc = reduce_parallel(files, ReduceJob(corr, poni=str(tmp_path / "d" / "geo.poni")),
-                         tmp_path / "flat", scheduler=dask_scheduler, progress=False, log=lambda s: None)
+    rc = reduce_parallel(
+        files,
+        ReduceJob(corr, poni=str(tmp_path / "d" / "geo.poni")),
+        tmp_path / "flat",
+        scheduler=dask_scheduler,
+        progress=False,
+        log=lambda s: None,
+    )
     assert rc == 1 and sorted(p.stem for p in (tmp_path / "flat").glob("*.dat")) == good
 
 
@@ -411,9 +529,21 @@ def test_reduce_cli_workers_matches_serial_reduce(dataset, tmp_path, dask_schedu
     from saxsred.cli import main
 
     files = sorted(str(p) for p in (dataset / "frames").glob("*.edf"))[:4]
-    common = ["--poni", str(dataset / "geo.poni"), "--npt", "120", "--dark", str(dataset / "dark.edf")]
+    common = [
+        "--poni",
+        str(dataset / "geo.poni"),
+        "--npt",
+        "120",
+        "--dark",
+        str(dataset / "dark.edf"),
+    ]
     assert main(["reduce", *files, *common, "-o", str(tmp_path / "serial")]) == 0
-    assert main(["reduce", *files, *common, "-o", str(tmp_path / "par"), "--scheduler", dask_scheduler]) == 0
+    assert (
+        main(
+            ["reduce", *files, *common, "-o", str(tmp_path / "par"), "--scheduler", dask_scheduler]
+        )
+        == 0
+    )
     a, b = data_files(tmp_path / "serial"), data_files(tmp_path / "par")
     assert a == b and len(a) == 8
 
@@ -426,9 +556,23 @@ def _start_and_stop(recipe: Path, data: Path, out: Path, n_keys: int, sig: int) 
     returns (exit code, units finished)."""
     keys = out / "reduce" / ".saxsred"
     before = len(list(keys.glob("*.json")))
-    proc = subprocess.Popen([sys.executable, "-m", "saxsred", "run", str(recipe), "--data", str(data),
-                             "-o", str(out), "--no-progress"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            env={**os.environ, **THREADS1})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "saxsred",
+            "run",
+            str(recipe),
+            "--data",
+            str(data),
+            "-o",
+            str(out),
+            "--no-progress",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **THREADS1},
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and len(list(keys.glob("*.json"))) < before + n_keys:
         time.sleep(0.01)
@@ -453,7 +597,9 @@ def test_interrupted_and_killed_runs_restart_with_only_the_missing_outputs(tmp_p
     assert rc == -signal.SIGKILL and first + 10 <= finished < n
     rep = run_recipe(recipe, data=tmp_path / "d", output=out, progress=False, log=lambda s: None)
     assert rep.counts == {"done": n - finished, "skipped": finished, "failed": 0}
-    ref = run_recipe(recipe, data=tmp_path / "d", output=tmp_path / "whole", progress=False, log=lambda s: None)
+    ref = run_recipe(
+        recipe, data=tmp_path / "d", output=tmp_path / "whole", progress=False, log=lambda s: None
+    )
     assert ref.counts["done"] == n
     a, b = data_files(out), data_files(tmp_path / "whole")
     assert a.keys() == b.keys() and len(a) == 2 * n
@@ -477,8 +623,17 @@ def test_watch_picks_up_a_slowly_written_frame_once(tmp_path):
     result = {}
 
     def watcher():
-        result["rep"] = watch_recipe(recipe, data=live, output=tmp_path / "out", interval_s=0.05, settle_s=0.25,
-                                     corrupt_after_s=1.5, idle_timeout_s=2.5, timeout_s=40, log=logs.append)
+        result["rep"] = watch_recipe(
+            recipe,
+            data=live,
+            output=tmp_path / "out",
+            interval_s=0.05,
+            settle_s=0.25,
+            corrupt_after_s=1.5,
+            idle_timeout_s=2.5,
+            timeout_s=40,
+            log=logs.append,
+        )
 
     th = threading.Thread(target=watcher)
     th.start()
@@ -498,13 +653,23 @@ def test_watch_picks_up_a_slowly_written_frame_once(tmp_path):
     assert rep.counts["done"] == 4 and rep.counts["failed"] == 1, (rep.counts, logs)
     assert [f["unit"] for f in rep.failures] == ["frames/s_corrupt.edf"]
     assert rep.retried >= 1, logs  # the partial file was read too early, refused, and retried
-    journal = [json.loads(s) for s in (tmp_path / "out" / ".saxsred" / "journal.jsonl").read_text().splitlines()]
-    assert [r["status"] for r in journal if r["unit"] == "frames/s_002.edf"] == ["done"]  # exactly once
+    journal = [
+        json.loads(s)
+        for s in (tmp_path / "out" / ".saxsred" / "journal.jsonl").read_text().splitlines()
+    ]
+    assert [r["status"] for r in journal if r["unit"] == "frames/s_002.edf"] == [
+        "done"
+    ]  # exactly once
     report = json.loads((tmp_path / "out" / "run_report.json").read_text())
-    assert report["runs"][-1]["live"] and sum(o["path"] == "reduce/s_002.h5" for o in report["outputs"]) == 1
+    assert (
+        report["runs"][-1]["live"]
+        and sum(o["path"] == "reduce/s_002.h5" for o in report["outputs"]) == 1
+    )
     # the same frames in batch mode give the same bytes
     (live / "frames" / "s_corrupt.edf").unlink()
-    batch = run_recipe(recipe, data=live, output=tmp_path / "batch", progress=False, log=lambda s: None)
+    batch = run_recipe(
+        recipe, data=live, output=tmp_path / "batch", progress=False, log=lambda s: None
+    )
     assert batch.exit_code == 0
     assert data_files(tmp_path / "out") == data_files(tmp_path / "batch")
 
@@ -526,12 +691,19 @@ def test_memory_is_flat_from_100_to_1000_frames(tmp_path):
         d = tmp_path / f"d{n}"
         make_dataset(d, n - 1)
         recipe = write_recipe(d, later=False, extra=extra)
-        out = subprocess.run([sys.executable, "-c", _MEM_DRIVER, str(recipe), str(d), str(tmp_path / f"o{n}")],
-                             capture_output=True, text=True, env={**os.environ, **THREADS1}, timeout=300)
+        out = subprocess.run(
+            [sys.executable, "-c", _MEM_DRIVER, str(recipe), str(d), str(tmp_path / f"o{n}")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **THREADS1},
+            timeout=300,
+        )
         assert out.returncode == 0, out.stderr[-2000:]
         res[n] = json.loads(out.stdout.strip().splitlines()[-1])
         assert res[n]["counts"] == {"done": n, "skipped": 0, "failed": 0}
-    print(f"peak RSS: 100 frames {res[100]['rss_mb']:.1f} MB, 1000 frames {res[1000]['rss_mb']:.1f} MB")
+    print(
+        f"peak RSS: 100 frames {res[100]['rss_mb']:.1f} MB, 1000 frames {res[1000]['rss_mb']:.1f} MB"
+    )
     assert res[1000]["rss_mb"] <= 1.2 * res[100]["rss_mb"]
 
 
@@ -542,7 +714,13 @@ def test_checksums_of_written_bytes_equal_the_files(tmp_path):
     from saxsred.reduce import write_curves
 
     q = np.linspace(0.1, 2.0, 50)
-    cv = Curve(q, 1.0 / (1 + q**2), 0.01 * np.ones_like(q), name="c1", provenance={"steps": [{"step": "test"}]})
+    cv = Curve(
+        q,
+        1.0 / (1 + q**2),
+        0.01 * np.ones_like(q),
+        name="c1",
+        provenance={"steps": [{"step": "test"}]},
+    )
     sums: dict[str, str] = {}
     paths = write_curves([cv], str(tmp_path), ("h5", "dat"), sums)
     assert len(paths) == 2 and set(sums) == set(paths)
@@ -553,7 +731,8 @@ def test_checksums_of_written_bytes_equal_the_files(tmp_path):
 def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_run(tmp_path, monkeypatch):
     # Python prints and drops a KeyboardInterrupt raised inside __del__ or a weakref
     # callback; the SIGINT handler's flag stops the run at the next unit all the same.
-    import saxsred.pipeline as P
+    import saxsred.pipeline.session as S
+    import saxsred.pipeline.units as P
 
     make_dataset(tmp_path / "d", 8)
     recipe = write_recipe(tmp_path / "d", later=False)
@@ -563,11 +742,13 @@ def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_run(tmp_path, mon
     def reduce_and_interrupt(items, spec):
         calls.append(items)
         if len(calls) == 3:
-            P._STOP.set()  # what the handler does before its exception is lost
+            S.STOP.set()  # what the handler does before its exception is lost
         return real(items, spec)
 
     monkeypatch.setattr(P, "reduce_inputs", reduce_and_interrupt)
-    rep = run_recipe(recipe, data=tmp_path / "d", output=tmp_path / "o", progress=False, log=lambda s: None)
+    rep = run_recipe(
+        recipe, data=tmp_path / "d", output=tmp_path / "o", progress=False, log=lambda s: None
+    )
     assert rep.interrupted and rep.exit_code == 130
     assert rep.counts["done"] == 3 and len(calls) == 3
     report = json.loads((tmp_path / "o" / "run_report.json").read_text())

@@ -22,10 +22,15 @@ Example
 
 from .corrections import (
     DEFAULT_METHOD,
+    FILE_KEYS,
+    MONITORS,
+    OPTION_KEYS,
     Corrections,
     Normalisation,
     check_corrections,
+    corrections_from_mapping,
     dynamic_invalid,
+    load_correction_file,
     normalisation,
     pixel_mask,
     static_mask,
@@ -56,6 +61,11 @@ from .series import (
 )
 
 __all__ = [
+    "FILE_KEYS",
+    "MONITORS",
+    "OPTION_KEYS",
+    "corrections_from_mapping",
+    "load_correction_file",
     "DEFAULT_METHOD",
     "SENTINEL_DELTA",
     "WATER_DSIGMA_20C",

@@ -291,3 +291,67 @@ def pixel_mask(
     q_map = geometry.q_map_nm(frame.data.shape) if (c.hot_pixels or c.beamstop_auto) else None
     dyn = dynamic_invalid(frame, c, base, q_map, geometry)
     return base if dyn is None else (base | dyn)
+
+
+#: Keys of :func:`corrections_from_mapping` that name files (loaded, checksummed in provenance).
+FILE_KEYS = ("dark", "flat", "mask")
+
+#: Keys of :func:`corrections_from_mapping` that are plain options: every field of
+#: :class:`Corrections` but the files, the pinned method and the provenance (a new field
+#: is a new option everywhere, with its default in the dataclass only).
+OPTION_KEYS = tuple(k for k in Corrections.__dataclass_fields__ if k not in (*FILE_KEYS, "method", "provenance"))
+
+#: Monitor choices (the CLI and the recipe schema take them from here).
+MONITORS = ("auto", "I1", "I0", "exposure", "none")
+
+
+def load_correction_file(kind: str, path: str | Any, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a dark or flat (float64 array) or a mask (bool, True = masked) from a file."""
+    from ..geometry import load_mask
+    from ..io.frames import read_image
+
+    if kind == "mask":
+        return load_mask(path, shape=shape) if shape is not None else load_mask(path)
+    return np.asarray(read_image(path), dtype=np.float64)
+
+
+def corrections_from_mapping(options: dict[str, Any], provenance: dict[str, Any] | None = None) -> Corrections:
+    """The one :class:`Corrections` builder: from a mapping of option names to values.
+
+    ``dark``, ``flat`` and ``mask`` are file paths (read here, recorded with their checksums
+    as ``<kind>_file`` in the provenance) or arrays; the other keys are those of
+    :data:`OPTION_KEYS`. A key absent or None takes the default of :class:`Corrections`
+    (the one place defaults live), except ``polarization_factor``: None or False switches
+    the correction off, as it does on the command line (``--polarization off``). Unknown
+    keys are an error (the CLI and the recipe schema pass only known ones).
+
+    Example
+    -------
+    >>> corrections_from_mapping({"npt": 500, "monitor": "I1"}).npt
+    500
+    """
+    unknown = sorted(set(options) - set(FILE_KEYS) - set(OPTION_KEYS))
+    if unknown:
+        raise ParameterError(f"unknown correction option(s) {', '.join(unknown)}; allowed: {', '.join(FILE_KEYS + OPTION_KEYS)}")
+    kw: dict[str, Any] = {}
+    prov = dict(provenance or {})
+    for kind in FILE_KEYS:
+        v = options.get(kind)
+        if v is None:
+            continue
+        if isinstance(v, np.ndarray):
+            kw[kind] = v
+        else:
+            kw[kind] = load_correction_file(kind, v)
+            prov[f"{kind}_file"] = prov_mod.input_record(v)
+    for key in OPTION_KEYS:
+        if key not in options:
+            continue
+        v = options[key]
+        if key == "polarization_factor":
+            kw[key] = None if v is None or v is False else float(v)
+        elif v is not None:
+            kw[key] = tuple(v) if key == "q_range_nm" else v
+    if "monitor" in kw and kw["monitor"] not in MONITORS:
+        raise ParameterError(f"monitor = {kw['monitor']!r}: use {', '.join(MONITORS)}")
+    return Corrections(**kw, provenance=prov)
