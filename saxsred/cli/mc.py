@@ -63,7 +63,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="sweeps (N trial moves each), equilibration included",
     )
     r.add_argument(
-        "--equil", type=int, help="equilibration sweeps with step tuning (default: half)"
+        "--equil",
+        type=int,
+        help="equilibration sweeps with step tuning (default: half; rounded up to a whole block)",
     )
     r.add_argument(
         "--block",
@@ -75,7 +77,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--sample-every",
         type=int,
         help="sweeps between pressure and vacancy samples (default 50, fewer for runs "
-        "under 500 sweeps; one sample costs about 3 sweeps, so about 6%% of the run)",
+        "under 500 sweeps; a sample costs about 2 sweeps, about 5%% of the run)",
     )
     r.add_argument(
         "--skin", type=float, default=0.45, help="neighbour-list skin in sigma (default 0.45)"
