@@ -27,7 +27,6 @@ Example
 from __future__ import annotations
 
 from .distributions import DISTRIBUTIONS, size_average, size_nodes
-from .fit import FormFactorModel, fit_form_factor
 from .model import (
     cube_form_factor,
     dilute_intensity,
@@ -42,6 +41,19 @@ from .result import FormFactorFit
 from .shapes import REGISTRY, SHAPES, Parameter, get_shape
 from .shapes.cube import amplitude_oriented as cube_amplitude_oriented
 from .structure_factor import StructureFactor, effective_structure_factor
+
+# The fit (and lmfit, whose import costs about a second) loads on first use, so that a
+# parser asking the registry for the shape names stays quick.
+_LAZY = {"FormFactorModel": "fit", "fit_form_factor": "fit"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DISTRIBUTIONS",

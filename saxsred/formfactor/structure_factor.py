@@ -43,7 +43,7 @@ class StructureFactor:
     concentration_ratio_err: float = 0.0
     name: str = "s_eff"
     provenance: dict[str, Any] = field(default_factory=dict, compare=False)
-    sigma_method: str = "propagated from the sample and dilute errors"
+    sigma_method: str = "propagated"
 
     def as_curve(self) -> Curve:
         """The unflagged points as a :class:`Curve` (unit ``"arb"``: S_eff is dimensionless)."""
@@ -226,7 +226,11 @@ def effective_structure_factor(
         sig, desc = scatter_sigma(qs, s, flagged)
         sigma_method = f"estimated: {' and '.join(no_sigma)} without sigma, so {desc}"
     else:
-        sigma_method = "propagated from the sample and dilute errors"
+        # Say which errors were measured and which the reader estimated from scatter.
+        sigma_method = (
+            f"propagated from the errors of the sample ({sources['sample']}) "
+            f"and the dilute ({sources['dilute']})"
+        )
     prov = prov_mod.extend(
         sample.provenance,
         "effective_structure_factor",

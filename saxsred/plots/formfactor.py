@@ -34,8 +34,8 @@ def plot_form_factor_fit(fit, curve: Curve, title: str = ""):
         fit.model,
         "r-",
         lw=1.2,
-        label=f"{fit.shape}: {fit.edge_nm:.3f} ± {fit.edge_err_nm:.3f} nm, "
-        f"pd {fit.polydispersity:.3f} ± {fit.polydispersity_err:.3f}",
+        label=f"{fit.shape}: {fit.size_name} {fit.edge_nm:.3f} ± "
+        f"{fit.edge_err_nm:.3f} nm, pd {fit.polydispersity:.3f} ± {fit.polydispersity_err:.3f}",
     )
     if fit.background > 0:
         ax.axhline(fit.background, color="r", ls=":", lw=0.8, label="background")
