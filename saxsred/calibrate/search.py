@@ -123,10 +123,10 @@ def search_center(
     is sharpest at the true one. Coarse-to-fine grid, +/- ``radius_px`` around ``center``.
     """
     # a bounded subsample keeps every pass cheap (the histogram shape needs ~20k pixels)
-    step_sub = max(1, rp.rows.size // 20000)
+    step_sub = max(1, rp.rows.size // 10000)
     rows, cols, w = rp.rows[::step_sub], rp.cols[::step_sub], np.sqrt(rp.weight[::step_sub])
     best = (float(center[0]), float(center[1]))
-    for half, step in ((radius_px, 2.0), (3.0, 0.5), (0.75, 0.125)):
+    for half, step in ((radius_px, 4.0), (4.0, 1.0), (1.0, 0.25), (0.25, 0.0625)):
         offs = np.arange(-half, half + 1e-9, step)
         scores = np.array(
             [
@@ -190,7 +190,7 @@ def match_distance(
 
     For the untilted detector ``r = D tan(2theta) / pixel``, so a candidate distance D
     predicts the radii of every line. Scan D over ``d0`` times ``scale_range`` on a log
-    grid (0.2 % steps), then refine around the best.
+    grid (0.3 % steps), then refine around the best.
     """
     r_obs = obs.radius_px
     a = obs.strength / obs.strength.sum()
@@ -228,7 +228,7 @@ def match_distance(
         return explained * occ, explained, occ
 
     lo, hi = np.log(d0 * scale_range[0]), np.log(d0 * scale_range[1])
-    grid = np.exp(np.arange(lo, hi, 0.002))
+    grid = np.exp(np.arange(lo, hi, 0.003))
     sc = np.array([score(d, 0.004)[0] for d in grid])
     order = np.argsort(sc)[::-1]
     best = grid[order[0]]
