@@ -333,6 +333,10 @@ def analyze_waxs(
             f"unexplained line at q = {p.q_inv_nm:.3f} nm^-1 ({p.q_inv_nm / 10:.3f} A^-1): another phase "
             "(e.g. PbI2, substrate)"
         )
+    if instrument_fwhm_inv_nm == 0 and size_nm:
+        notes.append(
+            "no instrument width removed: the sizes are lower bounds (give the calibrant's width)"
+        )
     if edge_nm and size_nm:
         notes.append(
             f"Scherrer size {size_nm:.2f} nm is {size_nm / edge_nm:.2f} x the SAXS cube edge {edge_nm:.2f} nm"

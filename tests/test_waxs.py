@@ -118,3 +118,24 @@ def test_saxs_waxs_merge_recovers_the_scale_of_the_nanocrystal_curves():
     m = merge_curves(saxs, waxs)
     assert m.factor == pytest.approx(true_k, abs=4 * m.factor_err)
     assert np.all(np.diff(m.curve.q_nm) > 0)
+
+
+def test_waxs_command_takes_the_instrument_width_from_a_calibrated_geometry(tmp_path, capsys):
+    import json
+
+    from saxsred.cli import main
+    from saxsred.geometry import Geometry
+
+    curve = _cspbbr3_waxs(instrument=0.2)
+    f = tmp_path / "waxs.dat"
+    np.savetxt(f, np.c_[curve.q_nm, curve.intensity, curve.sigma], header="q (nm^-1), I, sigma")
+    poni = tmp_path / "waxs.poni"
+    Geometry(0.2, 0.05, 0.05, 0, 0, 0, 172e-6, 172e-6, 1e-10).write_poni(poni)
+    # what 'saxsred calibrate' writes: the width as a comment line saxsred's PONI reader knows
+    poni.write_text("# saxsred instrument_fwhm_inv_nm: 0.2\n" + poni.read_text())
+    assert main(["waxs", str(f), "--geometry", str(poni), "--edge", "9.5", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["instrument_fwhm_inv_nm"] == 0.2 and "waxs.poni" in d["instrument_width_source"]
+    assert d["size_nm"] == pytest.approx(9.5, rel=0.10)
+    assert d["size_over_saxs_edge"] == pytest.approx(1.0, rel=0.10)
+    assert [1, 1, 0] in [p["hkl"] for p in d["peaks"]]

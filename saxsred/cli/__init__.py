@@ -16,7 +16,7 @@ import warnings
 from ..errors import SaxsredError
 
 # Sub-command modules, in the order of the data path (frame -> curve -> lattice).
-_MODULES = ("reduce", "calibrate", "formfactor", "peaks", "model", "mc", "run")
+_MODULES = ("reduce", "calibrate", "formfactor", "peaks", "waxs", "model", "mc", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:
