@@ -42,7 +42,7 @@ def _cspbbr3_waxs(edge_nm=9.5, instrument=0.10, seed=3, counts=2000.0):
 
 
 def test_cspbbr3_nanocubes_index_and_scherrer_size():
-    from saxsred.waxs import analyze_waxs
+    from saxsred.peaks.waxs import analyze_waxs
 
     res = analyze_waxs(_cspbbr3_waxs(), K=K, instrument_fwhm_inv_nm=0.10, edge_nm=9.5)
     assert res.a_nm == pytest.approx(0.5874, rel=2e-3)
@@ -57,7 +57,7 @@ def test_cspbbr3_nanocubes_index_and_scherrer_size():
 
 def test_instrument_width_is_removed_not_ignored():
     """Left in, a 0.3 nm^-1 instrument makes 9.5 nm cubes look about 8 nm; removed, 9.5 comes back."""
-    from saxsred.waxs import analyze_waxs
+    from saxsred.peaks.waxs import analyze_waxs
 
     curve = _cspbbr3_waxs(instrument=0.30)
     kept = analyze_waxs(curve, K=K, instrument_fwhm_inv_nm=0.0)
@@ -68,7 +68,7 @@ def test_instrument_width_is_removed_not_ignored():
 
 def test_mapbi3_film_indexes_pseudocubic_with_pbi2_and_fto_listed():
     from saxsred.io.curves import read_curve
-    from saxsred.waxs import analyze_waxs
+    from saxsred.peaks.waxs import analyze_waxs
 
     folder = realdata("waxs_mapbi3_film")
     for f in sorted(folder.glob("*.dat")):
@@ -87,7 +87,7 @@ def test_mapbi3_film_indexes_pseudocubic_with_pbi2_and_fto_listed():
 
 def test_not_a_perovskite_is_refused():
     from saxsred.errors import FitError
-    from saxsred.waxs import analyze_waxs
+    from saxsred.peaks.waxs import analyze_waxs
 
     # lines at q ratios 1 : 1.13 : 1.61 : 1.94 (no cubic cell in 0.55-0.70 nm explains two of them)
     q = np.linspace(8, 40, 1600)

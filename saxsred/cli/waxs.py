@@ -56,7 +56,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 def _waxs(args: argparse.Namespace) -> int:
     from ..io.curves import read_curve
-    from ..waxs import analyze_waxs
+    from ..peaks.waxs import analyze_waxs
     from .output import format_value, print_json
 
     lo, hi = args.a_range

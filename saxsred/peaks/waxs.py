@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from .curve import Curve
-from .errors import FitError, ParameterError
+from ..curve import Curve
+from ..errors import FitError, ParameterError
 
 K_CUBE_FWHM = 0.886
 # Pseudo-cubic N = h^2 + k^2 + l^2 reachable by integers (Legendre: not 4^a (8b + 7)).
