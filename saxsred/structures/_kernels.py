@@ -79,8 +79,8 @@ def pair_distance_floor(pos, nchunks):
 
 
 @njit(parallel=True, cache=True, fastmath=True)
-def debye_sum(q, r, w):
-    """sum_b w_b sin(q r_b)/(q r_b) for every q (r_b > 0)."""
+def debye_sum(q, r, w, absolute):
+    """sum_b w_b sinc(q r_b) for every q (r_b > 0); with ``absolute`` sum_b w_b |sinc(q r_b)|."""
     out = np.empty(q.size)
     for k in prange(q.size):
         qk = q[k]
@@ -91,7 +91,8 @@ def debye_sum(q, r, w):
         else:
             for b in range(r.size):
                 x = qk * r[b]
-                s += w[b] * math.sin(x) / x
+                v = math.sin(x) / x
+                s += w[b] * (abs(v) if absolute else v)
         out[k] = s
     return out
 

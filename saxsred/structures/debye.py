@@ -76,7 +76,22 @@ def debye_intensity(positions_nm, q_nm, bin_nm: float | None = None) -> np.ndarr
     if bin_nm is None:
         bin_nm = DEFAULT_QDR / qmax if qmax > 0 else 1.0
     r, n = pair_distance_histogram(pos, bin_nm)
-    return len(pos) + 2.0 * K.debye_sum(q, r, n)
+    return len(pos) + 2.0 * K.debye_sum(q, r, n, False)
+
+
+def debye_intensity_with_error(
+    positions_nm, q_nm, bin_nm: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`debye_intensity` and its stated error (q dr)^2/24 x (N + 2 sum_b n_b |sinc(q r_b)|)."""
+    q = np.ascontiguousarray(np.asarray(q_nm, float).ravel())
+    pos = np.asarray(positions_nm, float).reshape(-1, 3)
+    qmax = float(q.max()) if q.size else 0.0
+    if bin_nm is None:
+        bin_nm = DEFAULT_QDR / qmax if qmax > 0 else 1.0
+    r, n = pair_distance_histogram(pos, bin_nm)
+    i = len(pos) + 2.0 * K.debye_sum(q, r, n, False)
+    err = histogram_accuracy(q, bin_nm) * (len(pos) + 2.0 * K.debye_sum(q, r, n, True))
+    return i, err
 
 
 def structure_factor(positions_nm, q_nm, bin_nm: float | None = None) -> np.ndarray:

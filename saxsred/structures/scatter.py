@@ -13,9 +13,8 @@
 - ``resolution_fwhm_nm``: Gaussian smearing in q (FWHM), renormalised over the grid at its ends.
 
 The sigma column of a model curve is its numerical accuracy, never zero: the stated
-histogram error (q dr)^2/24 of the Debye route relative to the sum of |terms| (bounded
-by I(0) = N), 1e-9 relative for the exact quadrature; a peak stage reading it as noise
-sees a noise-free curve.
+histogram error (q dr)^2/24 of the Debye route times the sum of |terms|, 1e-9 relative
+for the exact quadrature; a peak stage reading it as noise sees a noise-free curve.
 """
 
 from __future__ import annotations
@@ -28,7 +27,7 @@ from ..curve import Curve
 from ..errors import ParameterError
 from ..provenance import array_checksum, extend
 from .build import Supraparticle
-from .debye import DEFAULT_QDR, debye_intensity
+from .debye import debye_intensity_with_error
 from .oriented import orientation_averaged_amplitude, oriented_intensity
 
 KINDS = ("intensity", "effective", "structure")
@@ -83,14 +82,12 @@ def scatter(
     if q.size < 2 or np.any(np.diff(q) <= 0) or q[0] < 0:
         raise ParameterError("q grid: at least 2 increasing values >= 0")
     n = sp.n
-    qdr = DEFAULT_QDR if bin_nm is None else float(bin_nm) * float(q.max())
-    debye_err = qdr**2 / 24.0 * (q / q.max()) ** 2
     if kind == "structure" or method == "decoupling":
-        i_debye = debye_intensity(sp.positions_nm, q, bin_nm)
+        i_debye, e_debye = debye_intensity_with_error(sp.positions_nm, q, bin_nm)
         s = i_debye / n
     if kind == "structure":
         y = s
-        err = debye_err * n  # relative to sum |terms| <= N^2, per particle
+        err = e_debye / n
         unit = "S(q)"
     else:
         p = cube_form_factor_average(q, sp.edge_nm)
@@ -100,7 +97,7 @@ def scatter(
         else:
             f = orientation_averaged_amplitude(q, sp.edge_nm)
             iq = n * (p + f * f * (s - 1.0))
-            err = debye_err * n * n
+            err = n * f * f * e_debye / n
         if kind == "intensity":
             y, unit = iq, "arb"
         else:
