@@ -146,7 +146,14 @@ def _step_average(ctx: RunContext, step: Step) -> None:
             curves, alpha=o.get("alpha", 1e-3), reject=o.get("reject", True), name=name
         )
         verdicts = [
-            {"name": v.name, "chi2_red": v.chi2_red, "p_value": v.p_value, "kept": v.kept}
+            {
+                "name": v.name,
+                "chi2_red": v.chi2_red,
+                "p_value": v.p_value,
+                "kept": v.kept,
+                "tested": v.tested,
+                "note": v.note,
+            }
             for v in res.verdicts
         ]
         for v in res.verdicts:
@@ -327,7 +334,9 @@ def _step_peaks(ctx: RunContext, step: Step) -> None:
 
         edge = o.get("edge_nm")
         if "form_factor" in ins:
-            edge = json.loads(ins["form_factor"].read_text(encoding="utf-8"))["edge_nm"]
+            ffj = json.loads(ins["form_factor"].read_text(encoding="utf-8"))
+            # a sphere fit reports diameter_nm, not edge_nm; size_nm is every shape's size
+            edge = ffj.get("edge_nm", ffj.get("size_nm"))
         fwhm = o.get("instrument_fwhm_inv_nm", 0.0)
         if "calibrant" in ins:
             fwhm = instrument_fwhm_from_calibrant(_read(ins["calibrant"]))
