@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from ..curve import Curve
+from ..curve import Curve, require_q_nm
 from ..errors import FitError, ParameterError
 
 K_CUBE_FWHM = 0.886
@@ -129,6 +129,7 @@ def find_waxs_peaks(
     from lmfit.models import LinearModel, PseudoVoigtModel
     from scipy.signal import find_peaks, peak_widths
 
+    curve = require_q_nm(curve, f"WAXS peaks of {curve.name or 'curve'!r}")
     q, y, s = curve.q_nm, curve.intensity, curve.sigma
     sel = np.isfinite(q) & np.isfinite(y)
     if qmin is not None:
