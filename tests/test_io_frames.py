@@ -276,3 +276,13 @@ def test_edf_header_declaring_huge_frame_is_refused_before_allocation(tmp_path):
     p.write_bytes(head.replace("4000000000", "400").encode() + np.zeros(1200, "<f4").tobytes())
     with pytest.raises(InputError, match="declares 48000 bytes .* truncated"):
         read_frame(p)
+
+
+def test_info_shows_where_each_value_came_from(capsys):
+    from saxsred.cli import main
+
+    p = realdata("bm29", "WT_001_00001.edf")
+    assert main(["info", str(p), "--poni", str(p.with_suffix(".xml"))]) == 0
+    out = capsys.readouterr().out
+    assert "exposure_s             0.5   <- EDNA XML WT_001_00001.xml <exposureTime>" in out
+    assert "normalization_factor   0.001003381   <- EDNA XML WT_001_00001.xml <normalizationFactor>" in out
