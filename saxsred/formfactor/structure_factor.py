@@ -31,7 +31,9 @@ class StructureFactor:
     (curvature of ln I_dilute in ln q above the limit). ``concentration_ratio`` is
     c_sample / c_dilute (fitted so that S_eff -> 1 at high q when
     ``concentration_ratio_fitted``); its error is a common scale error of all points and
-    is not included in ``sigma``.
+    is not included in ``sigma``. ``sigma_method`` says where ``sigma`` comes from:
+    propagated from both inputs' errors (each measured, estimated by the reader, or the
+    fit covariance), or estimated from S_eff's own scatter when an input has none.
     """
 
     q_nm: np.ndarray
