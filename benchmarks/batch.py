@@ -1,25 +1,26 @@
-"""Frames per second of the batch runner on 1 and 2 dask workers against a bare pyFAI loop.
+"""Batch cost as users meet it: `saxsred reduce` end to end against a bare fabio+pyFAI loop.
 
-Generated EDF frames (Pilatus-1M-like by default, the file holding Poisson counts of a
-smooth I(q)), the same options everywhere: dark, mask, solid angle, polarisation, monitor
+Generated EDF frames (Pilatus-1M-like by default, Poisson counts of a smooth I(q)), the
+same options everywhere: dark, mask, solid angle, polarisation 0.99, monitor
 normalisation, the header's Dummy pixels masked, Poisson errors, 1000 q bins, CSR engine,
 one thread per process.
 
-- bare:     fabio.open + ``integrate1d`` in a plain loop in this process (no checksums, no writing);
-- serial:   ``run_recipe`` in this process (checksums, keys, NXcanSAS + .dat writes, report);
-- 1 worker, 2 workers: ``run_recipe`` on a dask LocalCluster (processes, 1 thread each);
-  the clock stops when the run report is written.
+End to end (the default): each contender is a fresh process, timed from its start to its
+exit (imports, engine, cluster start-up and the last file written all included):
 
-Throughput is measured in the steady state, as for a dataset of thousands of frames: every
-contender has built its pyFAI engine (about 0.2 s per process and geometry for a 1M
-detector) and the cluster has started before its clock starts. Both one-off costs are
-printed separately. ``os.sync()`` runs before each timing and no output is deleted until
-the end, so no contender pays for another's disk writeback (ext4 here mounts with
-'discard', which makes deleting large folders slow down the file creations after it).
+- bare:      python + fabio.open + ``integrate1d(..., filename=)`` (pyFAI's own .dat) in a loop;
+- bare x2:   two bare loops side by side, half the frames each (the machine's own ceiling);
+- serial:    ``saxsred reduce FRAMES --poni --mask --dark -o DIR`` (NXcanSAS + .dat, provenance);
+- 2 workers: the same with ``--workers 2`` (a local cluster only when it pays: below
+  ``LOCAL_MIN_FILES_PER_WORKER`` files per worker it runs in its own process and says so);
+- rerun:     the ``--workers 2`` command again on its own output (nothing to do).
 
-Prints frames/s, the ratios 2 workers / 1 worker (goal >= 1.7 on 2 cores, scaling
-efficiency = ratio / 2) and 1 worker / bare (goal >= 0.8), and the workers' peak RSS.
-Usage: python benchmarks/batch.py [--frames N] [--shape 1043 981] [--repeat R]
+Goals (issue 11): serial within 1.25x of bare; the 2-worker speed-up over serial at least
+0.9x the bare x2 speed-up; the rerun under 0.3x of the first run.
+
+``--steady`` adds the steady-state figures beside (every engine built and the cluster
+started before the clock starts, as for a dataset of thousands of frames).
+Usage: python benchmarks/batch.py [--sizes 40 120 240 480] [--shape 1043 981] [--quick] [--steady]
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -67,7 +70,18 @@ def recipe(inputs: str = "frames/*.edf"):
 
 def make_frames(root: Path, n: int, shape: tuple[int, int], distinct: int = 6) -> list[Path]:
     pixel = 172e-6
-    geo = Geometry(1.5, shape[0] * 0.45 * pixel, shape[1] * 0.52 * pixel, 0, 0, 0, pixel, pixel, 1.0e-10, shape=shape)
+    geo = Geometry(
+        1.5,
+        shape[0] * 0.45 * pixel,
+        shape[1] * 0.52 * pixel,
+        0,
+        0,
+        0,
+        pixel,
+        pixel,
+        1.0e-10,
+        shape=shape,
+    )
     geo.write_poni(root / "geo.poni")
     mask = np.zeros(shape, np.int8)
     mask[:, shape[1] // 3 : shape[1] // 3 + 7] = 1
@@ -81,7 +95,9 @@ def make_frames(root: Path, n: int, shape: tuple[int, int], distinct: int = 6) -
     for k in range(n):
         p = root / "frames" / f"f_{k:05d}.edf"
         if k < distinct:
-            data, hdr, _ = simulate_frame(q, i, geo, shape, Exposure(), DetectorLayout(beamstop_radius_px=15), rng)
+            data, hdr, _ = simulate_frame(
+                q, i, geo, shape, Exposure(), DetectorLayout(beamstop_radius_px=15), rng
+            )
             write_edf(p, data, hdr)
         else:  # byte copies: the reduction cost is the same, generation stays quick
             shutil.copyfile(root / "frames" / f"f_{k % distinct:05d}.edf", p)
@@ -107,9 +123,20 @@ def _bare_setup(root: Path):
         h = img.header
         norm = float(h["Intensity1ShutCor"]) * float(h["SampleThickness"]) * 100 * omega
         # the header's Dummy marks the beam stop and dead pixels: pyFAI's dummy masks them
-        ai.integrate1d(img.data, NPT, unit="q_nm^-1", method=METHOD, dark=dark, mask=mask,
-                       correctSolidAngle=True, polarization_factor=0.99, error_model="poisson",
-                       normalization_factor=norm, dummy=float(h["Dummy"]), delta_dummy=float(h["DDummy"]))
+        ai.integrate1d(
+            img.data,
+            NPT,
+            unit="q_nm^-1",
+            method=METHOD,
+            dark=dark,
+            mask=mask,
+            correctSolidAngle=True,
+            polarization_factor=0.99,
+            error_model="poisson",
+            normalization_factor=norm,
+            dummy=float(h["Dummy"]),
+            delta_dummy=float(h["DDummy"]),
+        )
 
     return one
 
@@ -146,7 +173,10 @@ def bare_pair(root: Path, paths: list[Path]) -> float:
     go, done = ctx.Event(), ctx.Queue()
     halves = [[str(p) for p in paths[k::2]] for k in (0, 1)]
     readies = [ctx.Event() for _ in halves]
-    procs = [ctx.Process(target=_bare_half, args=(str(root), h, r, go, done)) for h, r in zip(halves, readies)]
+    procs = [
+        ctx.Process(target=_bare_half, args=(str(root), h, r, go, done))
+        for h, r in zip(halves, readies)
+    ]
     for pr in procs:
         pr.start()
     for r in readies:
@@ -165,8 +195,14 @@ def _warm_up(root: str) -> None:
     (a serial run of the same recipe on one frame, into a scratch folder)."""
     import uuid
 
-    run_recipe(recipe("frames/f_00000.edf"), data=Path(root), output=Path(root) / f"warm_{uuid.uuid4().hex}",
-               force=True, progress=False, log=lambda s: None)
+    run_recipe(
+        recipe("frames/f_00000.edf"),
+        data=Path(root),
+        output=Path(root) / f"warm_{uuid.uuid4().hex}",
+        force=True,
+        progress=False,
+        log=lambda s: None,
+    )
 
 
 def task_seconds(out: Path) -> tuple[float, float]:
@@ -190,25 +226,28 @@ def runner(root: Path, client, out: Path) -> tuple[float, dict]:
     if client is None:
         _warm_up(str(root))
     t0 = time.perf_counter()
-    rep = run_recipe(rcp, data=root, output=out, force=True, progress=False, client=client, log=lambda s: None)
+    rep = run_recipe(
+        rcp, data=root, output=out, force=True, progress=False, client=client, log=lambda s: None
+    )
     dt = time.perf_counter() - t0
     assert rep.exit_code == 0, rep.failures
     return dt, rep.worker_peak_rss_mb
 
 
-def main() -> None:  # run under __main__: dask spawns its workers
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--frames", type=int, default=240)
-    ap.add_argument("--shape", type=int, nargs=2, default=(1043, 981))
-    ap.add_argument("--repeat", type=int, default=5, help="best of R timings of each contender")
-    args = ap.parse_args()
+def steady_state(frames: int, shape: tuple[int, int], repeat: int) -> None:
+    """The steady-state figures: warm engines and clusters, clocks inside the run."""
+    args = argparse.Namespace(frames=frames, shape=shape, repeat=repeat)
     with tempfile.TemporaryDirectory(prefix="saxsred-batch-") as tmp:
         root = Path(tmp)
         paths = make_frames(root, args.frames, tuple(args.shape))
         n = len(paths)
-        print(f"{n} frames of {args.shape[0]} x {args.shape[1]} px, {NPT} q bins, one thread per process, "
-              f"{os.cpu_count()} CPU(s)")
-        print(f"load average before: {os.getloadavg()[0]:.2f} (other processes on this machine share its cores)")
+        print(
+            f"{n} frames of {args.shape[0]} x {args.shape[1]} px, {NPT} q bins, one thread per process, "
+            f"{os.cpu_count()} CPU(s)"
+        )
+        print(
+            f"load average before: {os.getloadavg()[0]:.2f} (other processes on this machine share its cores)"
+        )
         res: dict[str, float] = {}
         rss: dict[str, dict] = {}
         inside: dict[str, float] = {}
@@ -241,33 +280,194 @@ def main() -> None:  # run under __main__: dask spawns its workers
                 c.close()
                 c.cluster.close()
         for label in ("bare", "serial", "1 worker", "2 workers"):
-            extra = (f"   (cluster start-up and engines {res[label + ' start-up']:.1f} s)"
-                     if label + " start-up" in res else "")
-            per = (f", {1e3 * inside[label]:6.1f} ms per frame inside a task ({1e3 * cpu[label]:5.1f} ms CPU)"
-                   if label in inside else "")
+            extra = (
+                f"   (cluster start-up and engines {res[label + ' start-up']:.1f} s)"
+                if label + " start-up" in res
+                else ""
+            )
+            per = (
+                f", {1e3 * inside[label]:6.1f} ms per frame inside a task ({1e3 * cpu[label]:5.1f} ms CPU)"
+                if label in inside
+                else ""
+            )
             print(f"{label:>10s}: {n / res[label]:7.2f} frames/s{per}{extra}")
-        print(f"one-off engine set-up per process (bare pyFAI, first frame): {res['bare cold']:.2f} s")
+        print(
+            f"one-off engine set-up per process (bare pyFAI, first frame): {res['bare cold']:.2f} s"
+        )
         # The machine's own ceiling: two bare loops side by side share caches, memory
         # bandwidth and whatever else the host puts on these cores.
-        print(f"bare pyFAI, two processes side by side: {n / res['bare x2']:7.2f} frames/s = "
-              f"{res['bare'] / res['bare x2']:.2f}x one (the ceiling for 2 workers on this machine)")
+        print(
+            f"bare pyFAI, two processes side by side: {n / res['bare x2']:7.2f} frames/s = "
+            f"{res['bare'] / res['bare x2']:.2f}x one (the ceiling for 2 workers on this machine)"
+        )
         speedup = res["1 worker"] / res["2 workers"]
-        print(f"2 workers / 1 worker = {speedup:.2f}x (goal >= 1.7), scaling efficiency {speedup / 2:.0%}")
+        print(
+            f"2 workers / 1 worker = {speedup:.2f}x (goal >= 1.7), scaling efficiency {speedup / 2:.0%}"
+        )
         print(f"1 worker / bare pyFAI = {res['bare'] / res['1 worker']:.2f} (goal >= 0.8)")
         print(f"serial runner / bare pyFAI = {res['bare'] / res['serial']:.2f}")
         # On an idle machine the time inside a task does not grow with the number of workers;
         # when it does, the workers were waiting for cores other processes held.
-        print(f"time per frame inside a task, 2 workers / 1 worker = {inside['2 workers'] / inside['1 worker']:.2f} "
-              "(1.0 = each worker had a core of its own)")
+        print(
+            f"time per frame inside a task, 2 workers / 1 worker = {inside['2 workers'] / inside['1 worker']:.2f} "
+            "(1.0 = each worker had a core of its own)"
+        )
         # CPU time per frame does not depend on core availability: equal CPU per frame on 1 and
         # 2 workers means no parallel overhead, and the speedup a machine with 2 free cores gives
         # is 2 x (1-worker frame time) / (2-worker frame time at 1-worker CPU cost).
         busy = cpu["2 workers"] * n / res["2 workers"]
-        print(f"CPU per frame, 2 workers / 1 worker = {cpu['2 workers'] / cpu['1 worker']:.2f}; "
-              f"cores the 2 workers got on average: {busy:.2f} of 2")
+        print(
+            f"CPU per frame, 2 workers / 1 worker = {cpu['2 workers'] / cpu['1 worker']:.2f}; "
+            f"cores the 2 workers got on average: {busy:.2f} of 2"
+        )
         for label, r in rss.items():
             if r:
-                print(f"peak RSS of the workers ({label}): " + ", ".join(f"{v:.0f} MB" for v in r.values()))
+                print(
+                    f"peak RSS of the workers ({label}): "
+                    + ", ".join(f"{v:.0f} MB" for v in r.values())
+                )
+
+
+BARE = """
+import os, sys, time
+t0 = time.perf_counter()
+for v in ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[v] = "1"
+import fabio, numpy as np, pyFAI
+root, out, files = sys.argv[1], sys.argv[2], sys.argv[3:]
+ai = pyFAI.load(os.path.join(root, "geo.poni"))
+mask = fabio.open(os.path.join(root, "mask.edf")).data != 0
+dark = fabio.open(os.path.join(root, "dark.edf")).data.astype(np.float32)
+omega = ai.pixel1 * ai.pixel2 / ai.dist ** 2
+os.makedirs(out, exist_ok=True)
+t1 = time.perf_counter()
+for p in files:
+    img = fabio.open(p)
+    h = img.header
+    norm = float(h["Intensity1ShutCor"]) * float(h["SampleThickness"]) * 100 * omega
+    ai.integrate1d(img.data, 1000, unit="q_nm^-1", method=("no", "csr", "cython"), dark=dark, mask=mask,
+                   correctSolidAngle=True, polarization_factor=0.99, error_model="poisson",
+                   normalization_factor=norm, dummy=float(h["Dummy"]), delta_dummy=float(h["DDummy"]),
+                   filename=os.path.join(out, os.path.basename(p)[:-4] + ".dat"))
+print(f"{t1 - t0:.3f} {time.perf_counter() - t1:.3f}")
+"""
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        **{
+            v: "1"
+            for v in (
+                "OMP_NUM_THREADS",
+                "NUMBA_NUM_THREADS",
+                "OPENBLAS_NUM_THREADS",
+                "MKL_NUM_THREADS",
+            )
+        },
+    }
+
+
+def timed(*cmds: list[str]) -> tuple[float, list[str]]:
+    """Seconds from starting the commands (side by side) until the last one exits."""
+    os.sync()
+    t0 = time.perf_counter()
+    procs = [
+        subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        for c in cmds
+    ]
+    outs = []
+    for p in procs:
+        out, err = p.communicate()
+        if p.returncode != 0:
+            raise SystemExit(f"{' '.join(cmds[0][:4])} ... failed ({p.returncode}):\n{err[-2000:]}")
+        outs.append(out)
+    return time.perf_counter() - t0, outs
+
+
+def end_to_end(root: Path, paths: list[Path], label: str) -> dict[str, float]:
+    """One size: every contender as a fresh process, start to exit."""
+    files = [str(p) for p in paths]
+    opts = [
+        "--poni",
+        str(root / "geo.poni"),
+        "--mask",
+        str(root / "mask.edf"),
+        "--dark",
+        str(root / "dark.edf"),
+        "--npt",
+        "1000",
+    ]
+    reduce = [sys.executable, "-m", "saxsred", "reduce", *files, *opts]
+    r: dict[str, float] = {}
+    r["bare"], outs = timed(
+        [sys.executable, "-c", BARE, str(root), str(root / f"bare_{label}"), *files]
+    )
+    r["bare start-up"], r["bare loop"] = (float(x) for x in outs[0].split())
+    halves = [files[0::2], files[1::2]]
+    r["bare x2"], _ = timed(
+        *[
+            [sys.executable, "-c", BARE, str(root), str(root / f"bare2_{label}_{k}"), *h]
+            for k, h in enumerate(halves)
+        ]
+    )
+    r["serial"], _ = timed([*reduce, "-o", str(root / f"serial_{label}")])
+    r["2 workers"], outs = timed([*reduce, "--workers", "2", "-o", str(root / f"w2_{label}")])
+    r["2 workers ran here"] = float("in this process" in outs[0])
+    r["rerun"], _ = timed([*reduce, "--workers", "2", "-o", str(root / f"w2_{label}")])
+    return r
+
+
+def main() -> None:  # run under __main__: dask spawns its workers
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument(
+        "--sizes", type=int, nargs="+", default=[40, 120, 240, 480], help="numbers of frames"
+    )
+    ap.add_argument("--shape", type=int, nargs=2, default=(1043, 981))
+    ap.add_argument(
+        "--quick", action="store_true", help="a quick check: 20 and 60 frames of 512 x 512"
+    )
+    ap.add_argument("--steady", action="store_true", help="also the steady-state figures (slow)")
+    ap.add_argument("--repeat", type=int, default=3, help="steady state: best of R timings")
+    args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.shape = [20, 60], (512, 512)
+    print(
+        f"end to end (fresh process, start to exit), {args.shape[0]} x {args.shape[1]} px, {NPT} q bins, "
+        f"one thread per process, {os.cpu_count()} CPU(s); load average {os.getloadavg()[0]:.2f}"
+    )
+    print(
+        f"{'frames':>6s} {'bare':>7s} {'serial':>7s} {'ser/bare':>8s} {'bare x2':>8s} {'2 workers':>9s} "
+        f"{'speed-up':>8s} {'x2 bare':>7s} {'ratio':>5s} {'rerun':>6s} {'rerun/1st':>9s}"
+    )
+    with tempfile.TemporaryDirectory(prefix="saxsred-batch-") as tmp:
+        root = Path(tmp)
+        paths = make_frames(root, max(args.sizes), tuple(args.shape))
+        for n in args.sizes:
+            r = end_to_end(root, paths[:n], str(n))
+            sp = r["serial"] / r["2 workers"]
+            sp_bare = r["bare"] / r["bare x2"]
+            here = (
+                " (ran in one process: a cluster would not pay)" if r["2 workers ran here"] else ""
+            )
+            print(
+                f"{n:6d} {r['bare']:6.1f}s {r['serial']:6.1f}s {r['serial'] / r['bare']:7.2f}x {r['bare x2']:7.1f}s "
+                f"{r['2 workers']:8.1f}s {sp:7.2f}x {sp_bare:6.2f}x {sp / sp_bare:5.2f} {r['rerun']:5.1f}s "
+                f"{r['rerun'] / r['2 workers']:8.2f}x{here}"
+            )
+            print(
+                f"       bare: start-up {r['bare start-up']:.2f} s, {1e3 * r['bare loop'] / n:.1f} ms per frame in its loop"
+            )
+    print(
+        "goals: ser/bare <= 1.25; ratio (2-worker speed-up / bare x2 speed-up) >= 0.9; rerun/1st < 0.3"
+    )
+    print(
+        "rerun: nothing to do; the skip rests on the step's key (options, dark/flat/mask/PONI contents, "
+        "versions) and each input's and output's size and modification time (see saxsred.pipeline.units)"
+    )
+    if args.steady:
+        print("\nsteady state (engines built and clusters started before the clock):")
+        steady_state(max(args.sizes), tuple(args.shape), args.repeat)
 
 
 if __name__ == "__main__":

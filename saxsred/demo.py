@@ -14,9 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from . import provenance as prov_mod
+from .io.jsonfile import jsonable
 
 
 def sample_data_dir() -> Path | None:
@@ -30,12 +29,23 @@ def calibration_dir() -> Path | None:
     return here if (here / "saxs_1m.poni").exists() else None
 
 
-def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callable[[str], Any] = lambda s: None) -> dict:
+def run_demo(
+    outdir: str | Path,
+    data_dir: str | Path | None = None,
+    log: Callable[[str], Any] = lambda s: None,
+) -> dict:
     """Run the demo into ``outdir``; returns a summary dict (also written as ``summary.json``)."""
-    from .geometry import load_mask, load_poni
-    from .io.frames import read_frame, read_image
+    from .geometry import load_poni
+    from .io.frames import read_frame
     from .plots.frames import plot_curves, plot_frame, save
-    from .reduce import Corrections, ReduceJob, Reducer, reduce_files, write_curves
+    from .reduce import (
+        ReduceJob,
+        corrections_from_mapping,
+        iter_curves,
+        pixel_mask,
+        reduce_files,
+        write_curves,
+    )
     from .simulate import make_sample_dataset, write_sample_calibration
 
     out = Path(outdir)
@@ -53,12 +63,16 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
         write_sample_calibration(calib)
     poni = str(calib / "saxs_1m.poni")
     geo = load_poni(poni)
-    mask = load_mask(calib / "saxs_mask.edf", shape=geo.shape)
-    dark = np.asarray(read_image(data / "dark.edf"), dtype=np.float64)
-    corr = Corrections(dark=dark, mask=mask, npt=400, hot_pixels=True,
-                       provenance={"dark_file": prov_mod.input_record(data / "dark.edf"),
-                                   "mask_file": prov_mod.input_record(calib / "saxs_mask.edf"),
-                                   "poni_file": prov_mod.input_record(poni)})
+    # the one Corrections builder, as `saxsred reduce` and recipes use it
+    corr = corrections_from_mapping(
+        {
+            "dark": data / "dark.edf",
+            "mask": calib / "saxs_mask.edf",
+            "npt": 400,
+            "hot_pixels": True,
+        },
+        provenance={"poni_file": prov_mod.input_record(poni)},
+    )
     outputs: list[str] = []
     # the folder name only: an absolute path would differ between machines
     summary: dict[str, Any] = {"data": data.name}
@@ -69,34 +83,62 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
     log("1/5 reduce: water and empty capillary -> absolute scale")
     sp = reduce_files(
         [f("sp_001"), f("sp_002"), f("sp_003")],
-        ReduceJob(corrections=corr, poni=poni, background=(f("solvent"),), water=(f("water"),),
-                  water_empty=(f("empty_capillary"),), average=True),
+        ReduceJob(
+            corrections=corr,
+            poni=poni,
+            background=(f("solvent"),),
+            water=(f("water"),),
+            water_empty=(f("empty_capillary"),),
+            average=True,
+        ),
     )
     k = sp.water.factor
     summary["water_scale_factor"] = k
     summary["water_scale_factor_err"] = sp.water.factor_err
     for v in sp.verdicts:
-        log(f"    {v.name}: chi2_red = {v.chi2_red:.2f}, p = {v.p_value:.2g} -> {'kept' if v.kept else 'rejected'}")
+        log(f"    {v.describe()}")
     summary["frames_rejected"] = [v.name for v in sp.verdicts if not v.kept]
-    log("2/5 reduce: dilute suspension, supraparticles (3 frames averaged), solvent subtracted, cm^-1")
-    dil = reduce_files([f("dilute")], ReduceJob(corrections=corr, poni=poni, background=(f("solvent"),),
-                                                 water=(f("water"),), water_empty=(f("empty_capillary"),)))
+    log(
+        "2/5 reduce: dilute suspension, supraparticles (3 frames averaged), solvent subtracted, cm^-1"
+    )
+    dil = reduce_files(
+        [f("dilute")],
+        ReduceJob(
+            corrections=corr,
+            poni=poni,
+            background=(f("solvent"),),
+            water=(f("water"),),
+            water_empty=(f("empty_capillary"),),
+        ),
+    )
     sp_curve = sp.curves[0]
     dil_curve = dil.curves[0]
     from dataclasses import replace
 
     sp_curve = replace(sp_curve, name="sp_average")
     dil_curve = replace(dil_curve, name="dilute")
-    agbh = Reducer(geo, Corrections(dark=dark, mask=mask, npt=1200, hot_pixels=True)).reduce(read_frame(f("agbh")))
+    agbh = next(iter_curves([f("agbh")], replace(corr, npt=1200), poni))
     outputs += write_curves([sp_curve, dil_curve, agbh], str(out / "curves"))
     fr = read_frame(f("sp_001"))
-    red = Reducer(geo, corr)
-    red.check(fr)
-    from .reduce import pixel_mask
-
-    m = pixel_mask(fr, geo, corr, red._static_mask)
-    outputs.append(save(plot_frame(fr.data, geo, m, q_rings_nm=(0.551, 0.779, 1.102, 1.232), title="sp_001: frame, mask, q rings"), out / "frame_sp_001.png"))
-    outputs.append(save(plot_curves([sp_curve, dil_curve], title="reduced, solvent subtracted"), out / "curves.png"))
+    m = pixel_mask(fr, geo, corr)
+    outputs.append(
+        save(
+            plot_frame(
+                fr.data,
+                geo,
+                m,
+                q_rings_nm=(0.551, 0.779, 1.102, 1.232),
+                title="sp_001: frame, mask, q rings",
+            ),
+            out / "frame_sp_001.png",
+        )
+    )
+    outputs.append(
+        save(
+            plot_curves([sp_curve, dil_curve], title="reduced, solvent subtracted"),
+            out / "curves.png",
+        )
+    )
 
     log("3/5 form factor: fit of the dilute curve (polydisperse cubes)")
     from .formfactor import effective_structure_factor, fit_form_factor
@@ -106,7 +148,9 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
 
     ff = fit_form_factor(dil_curve, shape="cube", qmin=0.15, qmax=2.2)
     summary["form_factor"] = ff.to_json_dict()
-    log(f"    edge = {ff.edge_nm:.3f} +/- {ff.edge_err_nm:.3f} nm, polydispersity = {ff.polydispersity:.3f}")
+    log(
+        f"    edge = {ff.edge_nm:.3f} +/- {ff.edge_err_nm:.3f} nm, polydispersity = {ff.polydispersity:.3f}"
+    )
     outputs.append(save(plot_form_factor_fit(ff, dil_curve), out / "form_factor_fit.png"))
     # The concentrations are known from sample preparation (volume fractions in
     # SAMPLE_TRUTH); S_eff is then absolute, with no assumption that it reaches 1.
@@ -125,23 +169,36 @@ def run_demo(outdir: str | Path, data_dir: str | Path | None = None, log: Callab
     summary["peaks"] = pj
     summary["instrument_fwhm_inv_nm"] = res_fwhm
     if pj["lattice"]:
-        log(f"    lattice {pj['lattice']}, a = {pj['a_nm']:.3f} +/- {pj['a_err_nm']:.3f} nm "
+        log(
+            f"    lattice {pj['lattice']}, a = {pj['a_nm']:.3f} +/- {pj['a_err_nm']:.3f} nm "
             f"(stat {pj['a_err_stat_nm']:.3f}, calibration {pj['a_err_calib_nm']:.3f}); "
             f"coherence length {pj['coherence_length_nm']:.0f} +/- {pj['coherence_length_err_nm']:.0f} nm "
-            f"({pj['coherence_convention']})")
+            f"({pj['coherence_convention']})"
+        )
         for alt in pj["alternatives"][1:3]:
-            log(f"    alternative: {alt['lattice']} a = {alt['a_nm']:.2f} nm (score {alt['score']:.2f})")
+            log(
+                f"    alternative: {alt['lattice']} a = {alt['a_nm']:.2f} nm (score {alt['score']:.2f})"
+            )
     else:
         log("    no lattice assigned: " + "; ".join(pj.get("notes", [])))
-    outputs.append(save(plot_peaks(pk, title="S_eff of the supraparticles: fit and indexing"), out / "peaks.png"))
+    outputs.append(
+        save(
+            plot_peaks(pk, title="S_eff of the supraparticles: fit and indexing"), out / "peaks.png"
+        )
+    )
     log("5/5 summary")
     summary["provenance"] = {
         "software": prov_mod.software_versions(),
         "inputs": [prov_mod.input_record(p) for p in sorted(data.glob("*.edf"))],
-        "calibration": [prov_mod.input_record(calib / "saxs_1m.poni"), prov_mod.input_record(calib / "saxs_mask.edf")],
+        "calibration": [
+            prov_mod.input_record(calib / "saxs_1m.poni"),
+            prov_mod.input_record(calib / "saxs_mask.edf"),
+        ],
     }
     summary["outputs"] = sorted([*(str(Path(o).relative_to(out)) for o in outputs), "summary.json"])
     from .io.atomic import write_text_atomic
 
-    write_text_atomic(out / "summary.json", json.dumps(prov_mod._jsonable(summary), indent=1, sort_keys=True) + "\n")
+    write_text_atomic(
+        out / "summary.json", json.dumps(jsonable(summary), indent=1, sort_keys=True) + "\n"
+    )
     return summary

@@ -1,4 +1,4 @@
-"""Recipes, the runner, resume, bad files, live mode and memory (issue 6).
+"""Recipes, the runner, resume, bad files and live mode (issue 6; memory: benchmarks/memory.py).
 
 Frames are small generated EDFs (known truth: simulate_frame); the distributed runs use
 a dask LocalCluster started by the runner and a separately started ``dask scheduler`` with
@@ -157,13 +157,12 @@ def dataset(tmp_path_factory):
 @pytest.fixture(scope="module")
 def dask_scheduler(tmp_path_factory):
     """A separately started ``dask scheduler`` + 2 ``dask worker`` processes on 127.0.0.1."""
-    pytest.importorskip("distributed")
-    from distributed import Client
+    from distributed import Client  # a declared dependency: failing to import is a failure
 
     tmp = tmp_path_factory.mktemp("dask")
-    exe = Path(sys.executable).with_name("dask")
-    if not exe.exists():
-        pytest.skip(f"dask command-line tool not found next to {sys.executable}")
+    # python -m: works whether or not the 'dask' script sits next to the interpreter
+    scheduler_cmd = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    worker_cmd = [sys.executable, "-m", "distributed.cli.dask_worker"]
     port = _free_port()
     addr = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, **THREADS1}
@@ -175,8 +174,7 @@ def dask_scheduler(tmp_path_factory):
         procs.append(
             subprocess.Popen(
                 [
-                    str(exe),
-                    "scheduler",
+                    *scheduler_cmd,
                     "--host",
                     "127.0.0.1",
                     "--port",
@@ -194,8 +192,7 @@ def dask_scheduler(tmp_path_factory):
             procs.append(
                 subprocess.Popen(
                     [
-                        str(exe),
-                        "worker",
+                        *worker_cmd,
                         addr,
                         "--nthreads",
                         "1",
@@ -433,7 +430,14 @@ def test_waxs_recipe_on_real_lab6_frames(tmp_path):
 # ------------------------------------------------------------------------------ 1: identical
 
 
-def test_serial_local_and_scheduler_runs_are_byte_identical(dataset, dask_scheduler, tmp_path):
+def test_serial_local_and_scheduler_runs_are_byte_identical(
+    dataset, dask_scheduler, tmp_path, monkeypatch
+):
+    import saxsred.pipeline.session as S
+
+    monkeypatch.setattr(
+        S, "LOCAL_MIN_FILES_PER_WORKER", 0
+    )  # a real local cluster, even for 10 files
     recipe = write_recipe(dataset)
     outs = {}
     for mode, kw in (
@@ -674,37 +678,7 @@ def test_watch_picks_up_a_slowly_written_frame_once(tmp_path):
     assert data_files(tmp_path / "out") == data_files(tmp_path / "batch")
 
 
-# ------------------------------------------------------------------------------ 5: memory
-
-_MEM_DRIVER = """
-import json, resource, sys
-from saxsred.pipeline import run_recipe
-rep = run_recipe(sys.argv[1], data=sys.argv[2], output=sys.argv[3], progress=False, log=lambda s: None)
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "counts": rep.counts}))
-"""
-
-
-def test_memory_is_flat_from_100_to_1000_frames(tmp_path):
-    extra = 'formats = ["dat"]\nnpt = 60'
-    res = {}
-    for n in (100, 1000):
-        d = tmp_path / f"d{n}"
-        make_dataset(d, n - 1)
-        recipe = write_recipe(d, later=False, extra=extra)
-        out = subprocess.run(
-            [sys.executable, "-c", _MEM_DRIVER, str(recipe), str(d), str(tmp_path / f"o{n}")],
-            capture_output=True,
-            text=True,
-            env={**os.environ, **THREADS1},
-            timeout=300,
-        )
-        assert out.returncode == 0, out.stderr[-2000:]
-        res[n] = json.loads(out.stdout.strip().splitlines()[-1])
-        assert res[n]["counts"] == {"done": n, "skipped": 0, "failed": 0}
-    print(
-        f"peak RSS: 100 frames {res[100]['rss_mb']:.1f} MB, 1000 frames {res[1000]['rss_mb']:.1f} MB"
-    )
-    assert res[1000]["rss_mb"] <= 1.2 * res[100]["rss_mb"]
+# 5: memory (flat from 100 to 1,100 frames) is a resource check: benchmarks/memory.py
 
 
 def test_checksums_of_written_bytes_equal_the_files(tmp_path):
@@ -753,3 +727,137 @@ def test_an_interrupt_swallowed_by_a_finalizer_still_stops_the_run(tmp_path, mon
     assert rep.counts["done"] == 3 and len(calls) == 3
     report = json.loads((tmp_path / "o" / "run_report.json").read_text())
     assert report["status"] == "interrupted"
+
+
+# ------------------------------------------------------------------------------ batch cost, paths
+
+
+def test_rerun_with_nothing_to_do_reads_no_frame_and_starts_no_cluster(tmp_path, monkeypatch):
+    import saxsred.io.frames as F
+    import saxsred.pipeline.session as S
+
+    paths = make_dataset(tmp_path / "d", 3)
+    recipe = write_recipe(tmp_path / "d", later=False)
+    rep = run_recipe(
+        recipe, data=tmp_path / "d", output=tmp_path / "o", progress=False, log=lambda s: None
+    )
+    assert rep.counts == {"done": 4, "skipped": 0, "failed": 0}
+
+    def no(*args, **kwargs):
+        raise AssertionError("nothing to do: no cluster")
+
+    read = F.iter_frames
+
+    def no_frame(path, *args, **kwargs):
+        # the dark and mask are read once (the step's key holds their contents); no frame is
+        assert "frames" not in Path(path).parts, f"nothing to do, yet {path} was read"
+        return read(path, *args, **kwargs)
+
+    monkeypatch.setattr(S, "make_executor", no)
+    monkeypatch.setattr(F, "iter_frames", no_frame)
+    rep = run_recipe(
+        recipe,
+        data=tmp_path / "d",
+        output=tmp_path / "o",
+        workers=2,
+        progress=False,
+        log=lambda s: None,
+    )
+    assert rep.counts == {"done": 0, "skipped": 4, "failed": 0} and rep.mode == "serial"
+    # same bytes, new time: the contents are compared (checksums), still nothing to redo
+    os.utime(paths[1], ns=(time.time_ns(), time.time_ns()))
+    monkeypatch.undo()
+    rep = run_recipe(
+        recipe, data=tmp_path / "d", output=tmp_path / "o", progress=False, log=lambda s: None
+    )
+    assert rep.counts == {"done": 0, "skipped": 4, "failed": 0}
+    # new contents with the same size: redone
+    data = bytearray(paths[1].read_bytes())
+    data[-1] ^= 1
+    paths[1].write_bytes(bytes(data))
+    rep = run_recipe(
+        recipe, data=tmp_path / "d", output=tmp_path / "o", progress=False, log=lambda s: None
+    )
+    assert rep.counts == {"done": 1, "skipped": 3, "failed": 0}
+
+
+def test_few_files_with_workers_run_here_and_say_why(tmp_path):
+    make_dataset(tmp_path / "d", 3)
+    recipe = write_recipe(tmp_path / "d", later=False)
+    logs: list[str] = []
+    rep = run_recipe(
+        recipe,
+        data=tmp_path / "d",
+        output=tmp_path / "o",
+        workers=2,
+        progress=False,
+        log=logs.append,
+    )
+    assert rep.exit_code == 0 and rep.mode.startswith("serial")
+    assert any("pays from about" in line for line in logs), logs
+
+
+def test_recipe_paths_resolve_against_the_recipe_folder(tmp_path):
+    # The geometry and mask sit beside the recipe (calibration/), the frames and the dark in
+    # --data: `calibration/` must not be looked for inside the data folder.
+    make_dataset(tmp_path / "d", 2)
+    rdir = tmp_path / "recipes"
+    (rdir / "calibration").mkdir(parents=True)
+    for f in ("geo.poni", "mask.edf"):
+        shutil.move(tmp_path / "d" / f, rdir / "calibration" / f)
+    text = RECIPE.format(extra="").replace('"geo.poni"', '"calibration/geo.poni"')
+    text = text.replace('"mask.edf"', '"calibration/mask.edf"').replace(
+        'dark = "dark.edf"', 'dark = "data:dark.edf"'
+    )
+    (rdir / "r.toml").write_text(text)
+    rep = run_recipe(
+        rdir / "r.toml",
+        data=tmp_path / "d",
+        output=tmp_path / "o",
+        progress=False,
+        log=lambda s: None,
+    )
+    assert rep.exit_code == 0 and rep.counts["done"] == 3, rep.failures
+    # a dark named without "data:" is looked for beside the recipe: a one-line error naming both
+    (rdir / "bad.toml").write_text(text.replace('"data:dark.edf"', '"dark.edf"'))
+    with pytest.raises(Exception, match="relative to the recipe's folder"):
+        run_recipe(
+            rdir / "bad.toml",
+            data=tmp_path / "d",
+            output=tmp_path / "o2",
+            progress=False,
+            log=lambda s: None,
+        )
+
+
+def test_run_accepts_the_reduce_overrides(tmp_path):
+    from saxsred.cli import main
+    from saxsred.io.curves import read_curve
+    from saxsred.provenance import file_checksum
+    from saxsred.simulate import write_edf
+
+    make_dataset(tmp_path / "d", 1)
+    recipe = write_recipe(tmp_path / "d", later=False)
+    mask = np.zeros(SHAPE, np.int8)
+    mask[:, :20] = 1
+    write_edf(tmp_path / "other_mask.edf", mask, {})
+    out = tmp_path / "o"
+    args = [
+        "run",
+        str(recipe),
+        "--data",
+        str(tmp_path / "d"),
+        "-o",
+        str(out),
+        "--no-progress",
+        "--mask",
+        str(tmp_path / "other_mask.edf"),
+        "--npt",
+        "60",
+        "--polarization",
+        "off",
+    ]
+    assert main(args) == 0
+    opts = read_curve(out / "reduce" / "s_000.h5").provenance["steps"][0]["options"]
+    assert opts["npt"] == 60 and opts["polarization_factor"] is None
+    assert opts["mask_file"]["checksum"] == file_checksum(tmp_path / "other_mask.edf")

@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-import numpy as np
+
+class StageChoices:
+    """An option's choices, read from the stage module on first use (``saxsred --help`` and
+    the other commands do not pay for importing the reduction stack)."""
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module, self.name = module, name
+
+    def _values(self) -> tuple:
+        import importlib
+
+        return tuple(getattr(importlib.import_module(self.module), self.name))
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._values()
+
+    def __iter__(self):
+        return iter(self._values())
+
+    def __len__(self) -> int:
+        return len(self._values())
+
+
+MONITORS = StageChoices("saxsred.reduce.corrections", "MONITORS")
+ERROR_MODELS = StageChoices("saxsred.reduce.corrections", "ERROR_MODELS")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -18,102 +41,218 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "monitor/transmission/thickness normalisation and Poisson errors; optionally "
         "average a series (outlier frames rejected), subtract a background and scale to cm^-1.",
     )
-    p.add_argument("frames", nargs="+", metavar="FRAME", help="frame files (EDF, CBF, TIFF, HDF5, ...)")
-    p.add_argument("--poni", help="geometry: pyFAI PONI file, EDNA XML, or a frame whose ESRF header has it (default: each frame's own header)")
+    p.add_argument(
+        "frames", nargs="+", metavar="FRAME", help="frame files (EDF, CBF, TIFF, HDF5, ...)"
+    )
+    p.add_argument(
+        "--poni",
+        help="geometry: pyFAI PONI file, EDNA XML, or a frame whose ESRF header has it (default: each frame's own header)",
+    )
     p.add_argument("--mask", help="mask file (EDF, TIFF, NPY, pyFAI .mask); non-zero = masked")
     p.add_argument("--dark", help="dark frame (counts, same exposure)")
     p.add_argument("--flat", help="flat-field frame (relative efficiency)")
-    p.add_argument("--background", nargs="+", default=[], metavar="B", help="background frames (solvent/capillary), subtracted")
-    p.add_argument("--background-transmission", type=float, help="transmission of the background (else from its header)")
-    p.add_argument("--transmission", type=float, help="sample transmission (else from the header monitors)")
-    p.add_argument("--empty-beam-ratio", type=float, metavar="R",
-                   help="I1/I0 measured without sample: T = (I1/I0)/R when normalising by I0 or exposure")
-    p.add_argument("--thickness", type=float, metavar="MM", help="sample thickness in mm (else header SampleThickness)")
+    p.add_argument(
+        "--background",
+        nargs="+",
+        default=[],
+        metavar="B",
+        help="background frames (solvent/capillary), subtracted",
+    )
+    p.add_argument(
+        "--background-transmission",
+        type=float,
+        help="transmission of the background (else from its header)",
+    )
+    p.add_argument(
+        "--transmission", type=float, help="sample transmission (else from the header monitors)"
+    )
+    p.add_argument(
+        "--empty-beam-ratio",
+        type=float,
+        metavar="R",
+        help="I1/I0 measured without sample: T = (I1/I0)/R when normalising by I0 or exposure",
+    )
+    p.add_argument(
+        "--thickness",
+        type=float,
+        metavar="MM",
+        help="sample thickness in mm (else header SampleThickness)",
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--scale", type=float, metavar="K", help="absolute scale factor")
-    g.add_argument("--water", nargs="+", metavar="W", help="water frames: scale to 0.01632 cm^-1 (20 C)")
-    p.add_argument("--water-empty", nargs="+", default=[], metavar="E", help="empty-capillary frames for the water")
-    p.add_argument("--average", action="store_true", help="average all frames into one curve (outliers rejected)")
-    p.add_argument("--alpha", type=float, default=1e-3, help="p-value below which a frame is an outlier (default 1e-3)")
+    g.add_argument(
+        "--water", nargs="+", metavar="W", help="water frames: scale to 0.01632 cm^-1 (20 C)"
+    )
+    p.add_argument(
+        "--water-empty",
+        nargs="+",
+        default=[],
+        metavar="E",
+        help="empty-capillary frames for the water",
+    )
+    p.add_argument(
+        "--average",
+        action="store_true",
+        help="average all frames into one curve (outliers rejected)",
+    )
+    p.add_argument(
+        "--alpha",
+        type=float,
+        default=1e-3,
+        help="p-value below which a frame is an outlier (default 1e-3)",
+    )
     p.add_argument("--npt", type=int, default=1000, help="number of q bins (default 1000)")
-    p.add_argument("--frames", dest="frame_selection", metavar="SEL", help="frames of multi-frame files to reduce, e.g. 0,2,5-9 (default all)")
-    p.add_argument("--monitor", default="auto", choices=["auto", "I1", "I0", "exposure", "none"])
-    p.add_argument("--polarization", type=polarization_arg, default=0.99, metavar="P|off",
-                   help="polarisation factor -1..1 (default 0.99); 'off' (or none) for no correction "
-                   "(0 is pyFAI's unpolarised-beam correction, not off)")
-    p.add_argument("--unit", default="q_nm^-1", choices=["q_nm^-1", "q_A^-1", "2th_deg", "2th_rad", "r_mm"],
-                   help="radial unit (pyFAI's): the curves' abscissa, written in their headers (default q_nm^-1)")
-    p.add_argument("--q-range", nargs=2, type=float, metavar=("MIN", "MAX"),
-                   help="radial range of the bins, in --unit (default: the whole frame)")
-    p.add_argument("--error-model", default="poisson", choices=["poisson", "azimuthal", "none"],
-                   help="sigma from Poisson counts (default), the azimuthal scatter in each bin, or none")
-    p.add_argument("--mask-below", type=float, metavar="COUNTS", help="mask pixels with raw counts below this")
-    p.add_argument("--mask-above", type=float, metavar="COUNTS", help="mask pixels with raw counts above this")
-    p.add_argument("--beamstop-radius", type=float, metavar="PX", help="mask a disk of PX pixels around the direct beam")
-    p.add_argument("--beamstop", choices=["auto"], help="auto: mask the beamstop and its arm, found as the dark "
-                   "region around the direct beam (stated in provenance)")
-    p.add_argument("--accept-implausible", action="store_true",
-                   help="accept a geometry outside the plausible ranges (distance 1 mm-100 m, wavelength 0.001-2 nm)")
-    p.add_argument("--no-solid-angle", action="store_true", help="do not correct for the pixel solid angle")
+    p.add_argument(
+        "--frames",
+        dest="frame_selection",
+        metavar="SEL",
+        help="frames of multi-frame files to reduce, e.g. 0,2,5-9 (default all)",
+    )
+    p.add_argument("--monitor", default="auto", choices=MONITORS)
+    p.add_argument(
+        "--polarization",
+        type=polarization_arg,
+        default=0.99,
+        metavar="P|off",
+        help="polarisation factor -1..1 (default 0.99); 'off' (or none) for no correction "
+        "(0 is pyFAI's unpolarised-beam correction, not off)",
+    )
+    p.add_argument(
+        "--unit",
+        default="q_nm^-1",
+        choices=["q_nm^-1", "q_A^-1", "2th_deg", "2th_rad", "r_mm"],
+        help="radial unit (pyFAI's): the curves' abscissa, written in their headers (default q_nm^-1)",
+    )
+    p.add_argument(
+        "--q-range",
+        nargs=2,
+        type=float,
+        metavar=("MIN", "MAX"),
+        help="radial range of the bins, in --unit (default: the whole frame)",
+    )
+    p.add_argument(
+        "--error-model",
+        default="poisson",
+        choices=ERROR_MODELS,
+        help="sigma from Poisson counts (default), the azimuthal scatter in each bin, or none",
+    )
+    p.add_argument(
+        "--mask-below", type=float, metavar="COUNTS", help="mask pixels with raw counts below this"
+    )
+    p.add_argument(
+        "--mask-above", type=float, metavar="COUNTS", help="mask pixels with raw counts above this"
+    )
+    p.add_argument(
+        "--beamstop-radius",
+        type=float,
+        metavar="PX",
+        help="mask a disk of PX pixels around the direct beam",
+    )
+    p.add_argument(
+        "--beamstop",
+        choices=["auto"],
+        help="auto: mask the beamstop and its arm, found as the dark "
+        "region around the direct beam (stated in provenance)",
+    )
+    p.add_argument(
+        "--accept-implausible",
+        action="store_true",
+        help="accept a geometry outside the plausible ranges (distance 1 mm-100 m, wavelength 0.001-2 nm)",
+    )
+    p.add_argument(
+        "--no-solid-angle", action="store_true", help="do not correct for the pixel solid angle"
+    )
     p.add_argument("--hot-pixels", action="store_true", help="also mask isolated hot pixels")
-    p.add_argument("--chi", nargs=2, type=float, metavar=("QMIN", "QMAX"),
-                   help="also write the azimuthal profile I(chi) over this q band (nm^-1) as DIR/<stem>_chi.dat")
-    p.add_argument("--npt-chi", type=int, default=360, help="chi bins of --chi profiles (default 360)")
-    p.add_argument("--plot", action="store_true", help="also write a figure of the frame and the curves")
+    p.add_argument(
+        "--chi",
+        nargs=2,
+        type=float,
+        metavar=("QMIN", "QMAX"),
+        help="also write the azimuthal profile I(chi) over this q band (nm^-1) as DIR/<stem>_chi.dat",
+    )
+    p.add_argument(
+        "--npt-chi", type=int, default=360, help="chi bins of --chi profiles (default 360)"
+    )
+    p.add_argument(
+        "--plot",
+        action="store_true",
+        help="also write figures: the first frame with its mask (<name>_frame.png) and the curves (curves.png)",
+    )
     p.add_argument("--workers", type=int, help="reduce in parallel on N local dask workers")
     p.add_argument("--scheduler", help="address of a running dask scheduler")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=_reduce)
 
-    p = sub.add_parser("info", help="show a frame's header, metadata and geometry as saxsred understands them")
+    p = sub.add_parser(
+        "info", help="show a frame's header, metadata and geometry as saxsred understands them"
+    )
     p.add_argument("frame", metavar="FRAME")
-    p.add_argument("--poni", help="geometry: PONI file, EDNA XML or a frame with an ESRF header (default: the frame's own header)")
+    p.add_argument(
+        "--poni",
+        help="geometry: PONI file, EDNA XML or a frame with an ESRF header (default: the frame's own header)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_info)
 
     p = sub.add_parser("demo", help="reduce and analyse the embedded sample data end to end")
-    p.add_argument("-o", "--output", default="saxsred-demo", metavar="DIR", help="output folder (default ./saxsred-demo)")
-    p.add_argument("--data", help="sample-data folder (default: the package's sample_data, regenerated if absent)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="saxsred-demo",
+        metavar="DIR",
+        help="output folder (default ./saxsred-demo)",
+    )
+    p.add_argument(
+        "--data",
+        help="sample-data folder (default: the package's sample_data, regenerated if absent)",
+    )
     p.set_defaults(func=_demo)
 
 
+#: ``reduce``/``run`` argument -> Corrections option (saxsred.reduce.corrections_from_mapping).
+ARG_OPTIONS = {
+    "dark": "dark",
+    "flat": "flat",
+    "mask": "mask",
+    "polarization": "polarization_factor",
+    "monitor": "monitor",
+    "transmission": "transmission",
+    "empty_beam_ratio": "empty_beam_ratio",
+    "thickness": "thickness_mm",
+    "scale": "scale",
+    "hot_pixels": "hot_pixels",
+    "npt": "npt",
+    "unit": "unit",
+    "q_range": "q_range_nm",
+    "error_model": "error_model",
+    "mask_below": "mask_below",
+    "mask_above": "mask_above",
+    "beamstop_radius": "beamstop_radius_px",
+}
+
+
+def correction_options(args: argparse.Namespace) -> dict:
+    """The correction options present in ``args``, by their Corrections names (files as paths)."""
+    o = {ARG_OPTIONS[k]: v for k, v in vars(args).items() if k in ARG_OPTIONS}
+    if "no_solid_angle" in vars(args):
+        o["solid_angle"] = not args.no_solid_angle
+    if "beamstop" in vars(args):
+        o["beamstop_auto"] = args.beamstop == "auto"
+    if o.get("hot_pixels") is False:
+        o.pop("hot_pixels")
+    if o.get("q_range_nm") is not None:
+        o["q_range_nm"] = tuple(o["q_range_nm"])
+    # None = not given (the Corrections default), except the polarisation, where None is "off"
+    return {k: v for k, v in o.items() if v is not None or k == "polarization_factor"}
+
+
 def corrections_from_args(args: argparse.Namespace):
-    from ..geometry import load_mask
-    from ..io.frames import read_image
-    from ..reduce import Corrections
-
-    dark = np.asarray(read_image(args.dark), dtype=np.float64) if args.dark else None
-    flat = np.asarray(read_image(args.flat), dtype=np.float64) if args.flat else None
-    mask = load_mask(args.mask) if args.mask else None
-    prov = {}
+    """Corrections of ``saxsred reduce`` through the one builder (defaults in one place)."""
     from ..provenance import input_record
+    from ..reduce import corrections_from_mapping
 
-    for key in ("dark", "flat", "mask", "poni"):
-        v = getattr(args, key, None)
-        if v:
-            prov[f"{key}_file"] = input_record(v)
-    return Corrections(
-        dark=dark,
-        flat=flat,
-        mask=mask,
-        solid_angle=not args.no_solid_angle,
-        polarization_factor=args.polarization,
-        monitor=args.monitor,
-        transmission=args.transmission,
-        empty_beam_ratio=args.empty_beam_ratio,
-        thickness_mm=args.thickness,
-        scale=args.scale or 1.0,
-        hot_pixels=args.hot_pixels,
-        npt=args.npt,
-        provenance=prov,
-        unit=getattr(args, "unit", "q_nm^-1"),
-        q_range_nm=tuple(args.q_range) if getattr(args, "q_range", None) else None,
-        error_model=getattr(args, "error_model", "poisson"),
-        mask_below=getattr(args, "mask_below", None),
-        mask_above=getattr(args, "mask_above", None),
-        beamstop_radius_px=getattr(args, "beamstop_radius", None),
-        beamstop_auto=getattr(args, "beamstop", None) == "auto",
-    )
+    prov = {"poni_file": input_record(args.poni)} if getattr(args, "poni", None) else {}
+    return corrections_from_mapping(correction_options(args), provenance=prov)
 
 
 def polarization_arg(text: str) -> float | None:
@@ -159,11 +298,15 @@ def _reduce(args: argparse.Namespace) -> int:
             )
         from ..pipeline import reduce_parallel
 
-        return reduce_parallel(args.frames, job, args.output, workers=args.workers, scheduler=args.scheduler)
+        return reduce_parallel(
+            args.frames, job, args.output, workers=args.workers, scheduler=args.scheduler
+        )
     if args.chi:
         from ..reduce import chi_profiles
 
-        for path in chi_profiles(args.frames, job, tuple(args.chi), args.output, npt_chi=args.npt_chi):
+        for path in chi_profiles(
+            args.frames, job, tuple(args.chi), args.output, npt_chi=args.npt_chi
+        ):
             print(f"azimuthal profile: {path}")
     if not (args.average or args.background or args.water or args.plot):
         from ..reduce import reduce_stream
@@ -174,22 +317,40 @@ def _reduce(args: argparse.Namespace) -> int:
     out = reduce_files(args.frames, job)
     written = write_curves(out.curves, args.output)
     for v in out.verdicts:
-        state = "kept" if v.kept else "REJECTED"
-        print(f"{v.name}: chi2_red = {v.chi2_red:.3f}, p = {v.p_value:.3g}: {state}")
+        print(v.describe())
     if out.water is not None:
         print(f"water calibration: K = {out.water.factor:.6g} +/- {out.water.factor_err:.2g}")
     if args.plot:
-        from ..plots.frames import plot_curves, save
-
-        written.append(save(plot_curves(out.curves), Path(args.output) / "curves.png"))
+        written += _plot(args, job, out.curves)
     print(f"wrote {len(written)} file(s) to {args.output}")
     return 0
+
+
+def _plot(args: argparse.Namespace, job, curves) -> list[str]:
+    """``--plot``: the first frame with its mask and q rings (``<name>_frame.png``) and the
+    curves (``curves.png``)."""
+    from ..io.frames import read_frame
+    from ..plots.frames import plot_curves, plot_frame, save
+    from ..reduce import ReducerCache, pixel_mask
+
+    frame = read_frame(args.frames[0], job.frames[0] if job.frames else 0)
+    red = ReducerCache(job.corrections, job.poni).reducer(frame)
+    mask = pixel_mask(frame, red.geometry, red.corrections)
+    fig = plot_frame(
+        frame.data, red.geometry, mask, title=f"{frame.name}: frame, mask (pixels not integrated)"
+    )
+    out = Path(args.output)
+    return [
+        str(save(fig, out / f"{frame.name}_frame.png")),
+        str(save(plot_curves(curves), out / "curves.png")),
+    ]
 
 
 def _info(args: argparse.Namespace) -> int:
     from ..errors import GeometryError
     from ..io.frames import count_frames, read_frame
     from ..reduce import geometry_for
+    from .output import print_json
 
     frame = read_frame(args.frame)
     info: dict = {
@@ -214,9 +375,11 @@ def _info(args: argparse.Namespace) -> int:
         info["geometry"] = None
         info["geometry_error"] = str(exc)
     if args.json:
-        print(json.dumps(info, indent=1, sort_keys=True, default=str))
+        print_json(info)
         return 0
-    print(f"{args.frame}: {info['frames']} frame(s) of {frame.data.shape[0]} x {frame.data.shape[1]} ({frame.data.dtype})")
+    print(
+        f"{args.frame}: {info['frames']} frame(s) of {frame.data.shape[0]} x {frame.data.shape[1]} ({frame.data.dtype})"
+    )
     print("metadata (SI units), and where each value came from:")
     sources = info["metadata"].get("sources", {})
     for k, v in info["metadata"].items():
@@ -226,9 +389,21 @@ def _info(args: argparse.Namespace) -> int:
     if info["geometry"]:
         gd = info["geometry"]
         print("geometry (pyFAI):")
-        for k in ("dist_m", "poni1_m", "poni2_m", "rot1_rad", "rot2_rad", "rot3_rad", "pixel1_m", "pixel2_m", "wavelength_m"):
+        for k in (
+            "dist_m",
+            "poni1_m",
+            "poni2_m",
+            "rot1_rad",
+            "rot2_rad",
+            "rot3_rad",
+            "pixel1_m",
+            "pixel2_m",
+            "wavelength_m",
+        ):
             print(f"  {k:22s} {gd[k]:.6g}")
-        print(f"  beam centre x, y (px)  {gd['beam_center_x_px']:.2f}, {gd['beam_center_y_px']:.2f}")
+        print(
+            f"  beam centre x, y (px)  {gd['beam_center_x_px']:.2f}, {gd['beam_center_y_px']:.2f}"
+        )
         print(f"  q range (nm^-1)        {gd['q_min_nm']:.4g} .. {gd['q_max_nm']:.4g}")
     else:
         print(f"geometry: {info['geometry_error']}")

@@ -306,6 +306,8 @@ def _read_nxcansas(p: Path) -> Curve:
     x_unit = _nx_x_unit(axes, str(qunits), p)
     iunit = {"1/cm": "cm^-1", "1/sr": "sr^-1", "arbitrary": "arb"}.get(iunit, iunit)
     prov = dict(prov) if isinstance(prov, dict) else {}
+    if iunit == "arb" and prov.get("intensity_unit") in ("sr^-1", "arb"):
+        iunit = prov["intensity_unit"]  # "arbitrary" in NXcanSAS terms; saxsred's own unit kept
     prov["source"] = prov_mod.input_record(p)
     return Curve(
         q, i, s, unit=iunit, name=p.stem, provenance=prov, x_unit=x_unit, wavelength_nm=wl_nm
@@ -402,7 +404,10 @@ def _validate(curve: Curve, p: Path) -> None:
         raise InputError(f"{p}: q is not strictly increasing; sort the rows and remove duplicates")
 
 
-_UNIT_NX = {"cm^-1": "1/cm", "sr^-1": "1/sr", "arb": "arbitrary"}
+# NXcanSAS I@units: 1/m, 1/cm, m2/g, cm2/g or "arbitrary" (the definition's list). A curve
+# per steradian is not in absolute units: "arbitrary", with its unit kept in the
+# provenance (intensity_unit) and in the .dat header; the reader restores it from there.
+_UNIT_NX = {"cm^-1": "1/cm", "m^-1": "1/m", "sr^-1": "arbitrary", "arb": "arbitrary"}
 
 
 _Q_STRINGS: dict[str, list[str]] = {}
@@ -579,7 +584,9 @@ def write_nxcansas(
     gives a byte-identical file.
     """
     p = Path(path)
-    prov = (prov_json or prov_mod.to_json(curve.provenance, indent=None)).encode()
+    if prov_json is None:  # as write_curves does: the unit NXcanSAS cannot name stays in provenance
+        prov_json = prov_mod.to_json({**curve.provenance, "intensity_unit": curve.unit}, indent=None)
+    prov = prov_json.encode()
     prov_len = -(-max(len(prov), 1) // 1024) * 1024
     title_b = (title or curve.name or "saxsred curve").encode()
     run_b = (curve.name or "0").encode()

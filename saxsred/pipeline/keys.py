@@ -78,7 +78,9 @@ def spec_token(
         "step": step,
         "kind": "reduce",
         "options": corrections.describe(),
-        "poni": prov_mod.file_checksum(poni) if poni else None,
+        "poni": (prov_mod.file_checksum(poni) if isinstance(poni, str) else poni.as_dict())
+        if poni
+        else None,
         "frames": list(frames) if frames else None,
         "formats": list(formats),
         "saxsred": __version__,

@@ -147,9 +147,28 @@ def progress_bar(total: int, desc: str, enabled: bool):
 def run_reduce_units(
     session: RunSession, groups: Sequence[tuple[ReduceSpec, Sequence[tuple[str, str]]]], desc: str
 ) -> None:
-    """Reduce every (spec, files) group, streaming records into the session's context."""
+    """Reduce every (spec, files) group, streaming records into the session's context.
+
+    Files whose outputs are up to date by size and time (:func:`units.quick_skip`) are
+    recorded as skipped here, in the client, without reading a frame; only the rest go to
+    the executor, which is not started at all when nothing is left.
+    """
     ctx = session.ctx
-    executor = session.executor
+    left_groups = []
+    for spec, items in groups:
+        left = []
+        for ident, path in items:
+            rec = units.quick_skip(ident, path, spec)
+            if rec is None:
+                left.append((ident, path))
+            else:
+                ctx.record(rec)
+        if left:
+            left_groups.append((spec, left))
+    groups = left_groups
+    if not groups:
+        return
+    executor = session.executor_for(sum(len(items) for _, items in groups))
     total = sum(len(items) for _, items in groups)
     nw = executor.nworkers
     window = 2 * nw + 2  # tasks in flight: memory stays a few frames per worker

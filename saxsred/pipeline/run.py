@@ -141,7 +141,9 @@ def reduce_parallel(
             # absolute for the workers, but not resolved: a link keeps its own name
             items.append((ident, os.path.abspath(p)))
     check_output_names("reduce", items)
-    poni = os.path.abspath(job.poni) if job.poni else None
+    poni = (
+        os.path.abspath(job.poni) if isinstance(job.poni, str) else job.poni
+    )  # or a loaded Geometry
     formats = ("h5", "dat")
     token = spec_token("reduce", job.corrections, poni, job.frames, formats)
     spec = ReduceSpec(

@@ -152,7 +152,9 @@ def check_corrections(c: Corrections, shape: tuple[int, int], where: str) -> Non
         )
     if c.npt < 2:
         raise ParameterError(f"npt = {c.npt}: need at least 2 q bins")
-    if c.transmission is not None and not (math.isfinite(c.transmission) and 0 < c.transmission <= 1):
+    if c.transmission is not None and not (
+        math.isfinite(c.transmission) and 0 < c.transmission <= 1
+    ):
         raise InputError(
             f"{where}: transmission {c.transmission} must be in (0, 1] (a fraction, not a percentage); "
             "fix --transmission"
@@ -160,9 +162,13 @@ def check_corrections(c: Corrections, shape: tuple[int, int], where: str) -> Non
     if c.error_model not in ERROR_MODELS:
         raise ParameterError(f"error model {c.error_model!r}: use {', '.join(ERROR_MODELS)}")
     if c.unit not in X_UNITS or c.unit == "chi_deg":
-        raise ParameterError(f"unit {c.unit!r}: use one of {', '.join(u for u in X_UNITS if u != 'chi_deg')}")
+        raise ParameterError(
+            f"unit {c.unit!r}: use one of {', '.join(u for u in X_UNITS if u != 'chi_deg')}"
+        )
     if c.q_range_nm is not None and not (
-        len(c.q_range_nm) == 2 and all(math.isfinite(v) for v in c.q_range_nm) and 0 <= c.q_range_nm[0] < c.q_range_nm[1]
+        len(c.q_range_nm) == 2
+        and all(math.isfinite(v) for v in c.q_range_nm)
+        and 0 <= c.q_range_nm[0] < c.q_range_nm[1]
     ):
         raise ParameterError(f"q range {c.q_range_nm}: need 0 <= min < max (in {c.unit})")
     if c.scale <= 0 or not math.isfinite(c.scale):
@@ -199,7 +205,9 @@ def normalisation(frame: Frame, geometry: Geometry, c: Corrections) -> Normalisa
     if value is None:
         raise InputError(missing_monitor_message(frame, mode))
     if mode != "none":
-        src = md.sources.get({"I1": "monitor", "I0": "monitor0", "exposure": "exposure_s"}[mode], key)
+        src = md.sources.get(
+            {"I1": "monitor", "I0": "monitor0", "exposure": "exposure_s"}[mode], key
+        )
         check_monitor(value, src.removeprefix("header "), where)
     # Transmission: I1 already contains it; I0 and exposure need it applied.
     trans = c.transmission
@@ -299,13 +307,17 @@ FILE_KEYS = ("dark", "flat", "mask")
 #: Keys of :func:`corrections_from_mapping` that are plain options: every field of
 #: :class:`Corrections` but the files, the pinned method and the provenance (a new field
 #: is a new option everywhere, with its default in the dataclass only).
-OPTION_KEYS = tuple(k for k in Corrections.__dataclass_fields__ if k not in (*FILE_KEYS, "method", "provenance"))
+OPTION_KEYS = tuple(
+    k for k in Corrections.__dataclass_fields__ if k not in (*FILE_KEYS, "method", "provenance")
+)
 
 #: Monitor choices (the CLI and the recipe schema take them from here).
 MONITORS = ("auto", "I1", "I0", "exposure", "none")
 
 
-def load_correction_file(kind: str, path: str | Any, shape: tuple[int, int] | None = None) -> np.ndarray:
+def load_correction_file(
+    kind: str, path: str | Any, shape: tuple[int, int] | None = None
+) -> np.ndarray:
     """Read a dark or flat (float64 array) or a mask (bool, True = masked) from a file."""
     from ..geometry import load_mask
     from ..io.frames import read_image
@@ -315,7 +327,9 @@ def load_correction_file(kind: str, path: str | Any, shape: tuple[int, int] | No
     return np.asarray(read_image(path), dtype=np.float64)
 
 
-def corrections_from_mapping(options: dict[str, Any], provenance: dict[str, Any] | None = None) -> Corrections:
+def corrections_from_mapping(
+    options: dict[str, Any], provenance: dict[str, Any] | None = None
+) -> Corrections:
     """The one :class:`Corrections` builder: from a mapping of option names to values.
 
     ``dark``, ``flat`` and ``mask`` are file paths (read here, recorded with their checksums
@@ -332,7 +346,9 @@ def corrections_from_mapping(options: dict[str, Any], provenance: dict[str, Any]
     """
     unknown = sorted(set(options) - set(FILE_KEYS) - set(OPTION_KEYS))
     if unknown:
-        raise ParameterError(f"unknown correction option(s) {', '.join(unknown)}; allowed: {', '.join(FILE_KEYS + OPTION_KEYS)}")
+        raise ParameterError(
+            f"unknown correction option(s) {', '.join(unknown)}; allowed: {', '.join(FILE_KEYS + OPTION_KEYS)}"
+        )
     kw: dict[str, Any] = {}
     prov = dict(provenance or {})
     for kind in FILE_KEYS:

@@ -3,24 +3,25 @@ one reducer per geometry), and the file-level jobs built on it (reduce, stream, 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from .. import provenance as prov_mod
 from ..curve import Curve
 from ..errors import InputError, ParameterError
 from ..geometry import Geometry
 from ..io.frames import Frame
-from .corrections import Corrections
+from .corrections import Corrections, load_correction_file
 from .integrate import Reducer
 from .series import (
     FrameVerdict,
     WaterCalibration,
     average_curves,
     scale_curve,
+    series_name,
     subtract_background,
     water_scale_factor,
 )
@@ -89,79 +90,136 @@ _HEADER_FILE_FIELDS = {
 }
 
 
-def corrections_for(frame: Frame, c: Corrections, cache: dict | None = None) -> Corrections:
-    """Corrections for a frame, completed with the dark/flat/mask files its header names.
-
-    ESRF headers may name DarkFileName, FlatfieldFileName, (Detector)MaskFileName with a
-    *FilePath folder. A named file is used when the user gave none of that kind and the
-    file exists (as given, or next to the frame); a named file that cannot be found is
-    recorded in the provenance as not applied.
-    """
-    from pathlib import Path
-
-    from ..geometry import load_mask
-    from ..io.frames import read_image
-
+def header_files(
+    frame: Frame, c: Corrections | None = None
+) -> tuple[dict[str, Path], dict[str, str]]:
+    """The dark, flat and mask files a frame's ESRF header names (DarkFileName,
+    FlatfieldFileName, (Detector)MaskFileName, with a *FilePath folder), for the kinds
+    ``c`` does not already give: ({kind: path found}, {kind: name not found}). A named
+    file is looked for as given, then next to the frame (and next to its link target)."""
+    found: dict[str, Path] = {}
+    missing: dict[str, str] = {}
     named = frame.metadata.files
-    if not named:
-        return c
-    key = tuple(sorted(named.items()))
-    if cache is not None and key in cache:
-        return cache[key]
-    updates: dict[str, Any] = {}
-    notes: dict[str, Any] = dict(c.provenance)
     for field_name, kind in _HEADER_FILE_FIELDS.items():
-        if field_name not in named or getattr(c, kind) is not None or kind in updates:
+        if (
+            field_name not in named
+            or kind in found
+            or (c is not None and getattr(c, kind) is not None)
+        ):
             continue
         cand = Path(named[field_name])
-        found = next((p for p in (cand, Path(frame.path).parent / cand.name) if p.is_file()), None)
-        if found is None:
-            notes[f"header_{kind}_not_found"] = named[field_name]
-            continue
-        if kind == "mask":
-            updates[kind] = load_mask(found, shape=frame.data.shape)
+        # beside the frame as given, then beside its link target (frames staged as symlinks)
+        beside = (
+            Path(frame.path).parent / cand.name,
+            Path(os.path.realpath(frame.path)).parent / cand.name,
+        )
+        hit = next((p for p in (cand, *beside) if p.is_file()), None)
+        if hit is None:
+            missing[kind] = named[field_name]
         else:
-            updates[kind] = np.asarray(read_image(found), dtype=np.float64)
-        notes[f"{kind}_file"] = prov_mod.input_record(found)
+            found[kind] = hit
+            missing.pop(kind, None)
+    return found, missing
+
+
+def corrections_for(frame: Frame, c: Corrections, cache: dict | None = None) -> Corrections:
+    """Corrections for a frame, completed with the dark/flat/mask files its header names
+    (see :func:`header_files`). A named file is used when the user gave none of that kind;
+    one that cannot be found is recorded in the provenance as not applied. ``cache`` maps
+    the files found to the completed Corrections (each file read once per run)."""
+    if not frame.metadata.files:
+        return c
+    found, missing = header_files(frame, c)
+    key = (tuple(sorted((k, str(p)) for k, p in found.items())), tuple(sorted(missing.items())))
+    if cache is not None and key in cache:
+        return cache[key]
+    notes: dict[str, Any] = dict(c.provenance)
+    for kind, name in missing.items():
+        notes[f"header_{kind}_not_found"] = name
+    updates: dict[str, Any] = {}
+    for kind, path in found.items():
+        updates[kind] = load_correction_file(
+            kind, path, shape=frame.data.shape if kind == "mask" else None
+        )
+        notes[f"{kind}_file"] = prov_mod.input_record(path)
     out = replace(c, **updates, provenance=notes) if (updates or notes != c.provenance) else c
     if cache is not None:
         cache[key] = out
     return out
 
 
-def _loaded_poni(poni: str | Geometry | None) -> Geometry | None:
+def load_poni_arg(poni: str | Geometry | None) -> Geometry | None:
+    """A ``--poni`` argument as a Geometry (a path is read; a Geometry is kept as loaded,
+    e.g. with ``accept_implausible``); None: each frame's own header."""
     from ..geometry import load_geometry
 
-    if isinstance(poni, Geometry):  # already loaded (e.g. with accept_implausible)
+    if isinstance(poni, Geometry):
         return poni
     return load_geometry(poni) if poni else None
 
 
-def _reduce_paths(
-    paths: Sequence[str],
-    job: Corrections,
-    poni: str | None,
-    reducers: dict | None = None,
-    frames: Sequence[int] | None = None,
-) -> list[Curve]:
+class ReducerCache:
+    """The reducers of a run, per frame: one geometry per file (the PONI given, else the
+    frame's own header), the dark, flat and mask its header names (ESRF keys
+    ``DarkFileName``, ``FlatfieldFileName``, ``(Detector)MaskFileName``; see
+    :func:`corrections_for`) when none of that kind was given, and one :class:`Reducer`
+    (one pyFAI engine) per (geometry, corrections).
+
+    Every route that turns files into curves (serial ``reduce``, ``--workers``, ``run``,
+    ``watch``, ``--chi``, the demo) gets its reducers here, so none can skip a step.
+    """
+
+    def __init__(
+        self, corrections: Corrections | None = None, poni: str | Geometry | None = None
+    ) -> None:
+        self.corrections = corrections if corrections is not None else Corrections()
+        self.poni = load_poni_arg(poni)
+        self._corrections: dict = {}  # header-named files -> completed Corrections (kept alive)
+        self._reducers: dict = {}  # (geometry, id of those Corrections) -> Reducer
+
+    def reducer(self, frame: Frame) -> Reducer:
+        """The reducer for this frame (built on first use, then reused)."""
+        geo = geometry_for(frame, self.poni)
+        if geo.shape is None:
+            geo = geo.with_shape(frame.data.shape)
+        corr = corrections_for(frame, self.corrections, self._corrections)
+        key = (geo, id(corr))
+        red = self._reducers.get(key)
+        if red is None:
+            red = self._reducers[key] = Reducer(geo, corr)
+        return red
+
+
+def iter_reducers(
+    paths: Sequence[str], cache: ReducerCache, frames: Sequence[int] | None = None
+) -> Iterator[tuple[Frame, Reducer]]:
+    """The one frame iterator: (frame, its reducer) for the selected frames of each file,
+    one frame in memory at a time. Frames are named after the path as given (a symlink's
+    own name, never its target's)."""
     from ..io.frames import iter_frames
 
-    reducers = {} if reducers is None else reducers
-    out = []
-    poni_geo = _loaded_poni(poni) if isinstance(poni, str) else poni
-    corr_cache: dict = {}
     for path in paths:
         for frame in iter_frames(path, frames):
-            geo = geometry_for(frame, poni_geo)
-            if geo.shape is None:
-                geo = geo.with_shape(frame.data.shape)
-            corr = corrections_for(frame, job, corr_cache)
-            key = (geo, id(corr))
-            red = reducers.get(key)
-            if red is None:
-                red = reducers[key] = Reducer(geo, corr)
-            out.append(red.reduce(frame))
-    return out
+            yield frame, cache.reducer(frame)
+
+
+def iter_curves(
+    paths: Sequence[str],
+    corrections: Corrections | None = None,
+    poni: str | Geometry | None = None,
+    frames: Sequence[int] | None = None,
+    cache: ReducerCache | None = None,
+) -> Iterator[Curve]:
+    """Files and a frame selection in, curves out (see :class:`ReducerCache`).
+
+    Example
+    -------
+    >>> for curve in iter_curves(["sp_001.edf"], Corrections(npt=500), poni="saxs_1m.poni"):  # doctest: +SKIP
+    ...     print(curve.name, curve.unit)
+    """
+    cache = cache if cache is not None else ReducerCache(corrections, poni)
+    for frame, red in iter_reducers(paths, cache, frames):
+        yield red.reduce(frame)
 
 
 def reduce_files(paths: Sequence[str], job: ReduceJob) -> ReduceOutput:
@@ -179,11 +237,18 @@ def reduce_files(paths: Sequence[str], job: ReduceJob) -> ReduceOutput:
     if not paths:
         raise InputError("reduce: no frame files given")
     c = job.corrections
-    reducers: dict = {}
+    caches: dict[int, ReducerCache] = {}
+
+    def curves_of(
+        files: Sequence[str], corr: Corrections, frames: Sequence[int] | None = None
+    ) -> list[Curve]:
+        cache = caches.setdefault(id(corr), ReducerCache(corr, job.poni))
+        return list(iter_curves(files, cache=cache, frames=frames))
+
     bg_curve = None
     if job.background:
         bg_corr = replace(c, transmission=job.background_transmission)
-        bgs = _reduce_paths(job.background, bg_corr, job.poni, reducers)
+        bgs = curves_of(job.background, bg_corr)
         bg_curve = (
             average_curves(bgs, alpha=job.alpha, name="background").curve
             if len(bgs) > 1
@@ -194,19 +259,19 @@ def reduce_files(paths: Sequence[str], job: ReduceJob) -> ReduceOutput:
         w_corr = replace(
             c, transmission=None, thickness_mm=job.water_thickness_mm or c.thickness_mm, scale=1.0
         )
-        waters = _reduce_paths(job.water, w_corr, job.poni, reducers)
+        waters = curves_of(job.water, w_corr)
         water = average_curves(waters, alpha=job.alpha).curve if len(waters) > 1 else waters[0]
         empty = None
         if job.water_empty:
-            empties = _reduce_paths(job.water_empty, w_corr, job.poni, reducers)
+            empties = curves_of(job.water_empty, w_corr)
             empty = (
                 average_curves(empties, alpha=job.alpha).curve if len(empties) > 1 else empties[0]
             )
         water_cal = water_scale_factor(water, empty)
-    curves = _reduce_paths(paths, c, job.poni, reducers, job.frames)
+    curves = curves_of(paths, c, job.frames)
     verdicts: tuple[FrameVerdict, ...] = ()
     if job.average:
-        avg = average_curves(curves, alpha=job.alpha, name=curves[0].name + "_average")
+        avg = average_curves(curves, alpha=job.alpha, name=series_name([cv.name for cv in curves]))
         curves = [avg.curve]
         verdicts = avg.verdicts
     if bg_curve is not None:
@@ -214,6 +279,14 @@ def reduce_files(paths: Sequence[str], job: ReduceJob) -> ReduceOutput:
     if water_cal is not None:
         curves = [scale_curve(cv, water_cal.factor, water_cal.factor_err) for cv in curves]
     return ReduceOutput(tuple(curves), verdicts, water_cal, bg_curve)
+
+
+#: What a per-steradian curve means (in its provenance and .dat header).
+INTENSITY_SR_NOTE = (
+    "sr^-1: counts per unit monitor per steradian of pixel solid angle (d Sigma/d Omega up to the "
+    "absolute scale K, thickness and transmission as recorded); not absolute units, so NXcanSAS "
+    "I@units = 'arbitrary' until scaled to 1/cm"
+)
 
 
 def write_curves(
@@ -231,7 +304,12 @@ def write_curves(
     out = Path(outdir)
     written = []
     for cv in curves:
-        prov_json = prov_mod.to_json(cv.provenance, indent=None)  # once for both files
+        # the intensity unit travels in the provenance too: NXcanSAS can only call a
+        # per-steradian curve "arbitrary" (its I@units list has no 1/sr)
+        prov = {**cv.provenance, "intensity_unit": cv.unit}
+        if cv.unit == "sr^-1":
+            prov["intensity_unit_note"] = INTENSITY_SR_NOTE
+        prov_json = prov_mod.to_json(prov, indent=None)  # once for both files
         if "h5" in formats:
             written.append(
                 str(
@@ -259,27 +337,14 @@ def reduce_stream(
     """
     from pathlib import Path
 
-    from ..io.frames import iter_frames
-
     if not paths:
         raise InputError("reduce: no frame files given")
     for p in paths:
         if not Path(p).is_file():
             raise InputError(f"{p}: no such file; check the path")
-    reducers: dict = {}
     written: list[str] = []
-    poni_geo = _loaded_poni(job.poni)
-    corr_cache: dict = {}
-    for path in paths:
-        for frame in iter_frames(path, job.frames):
-            geo = geometry_for(frame, poni_geo)
-            if geo.shape is None:
-                geo = geo.with_shape(frame.data.shape)
-            corr = corrections_for(frame, job.corrections, corr_cache)
-            red = reducers.get((geo, id(corr)))
-            if red is None:
-                red = reducers[(geo, id(corr))] = Reducer(geo, corr)
-            written.extend(write_curves([red.reduce(frame)], outdir, formats))
+    for curve in iter_curves(paths, job.corrections, job.poni, job.frames):
+        written.extend(write_curves([curve], outdir, formats))
     return written
 
 
@@ -295,27 +360,19 @@ def chi_profiles(
     from pathlib import Path
 
     from ..io.curves import write_chi
-    from ..io.frames import iter_frames
 
-    poni_geo = _loaded_poni(job.poni)
     written = []
-    reducers: dict = {}
-    for path in paths:
-        for frame in iter_frames(path, job.frames):
-            geo = geometry_for(frame, poni_geo)
-            if geo.shape is None:
-                geo = geo.with_shape(frame.data.shape)
-            red = reducers.get(geo) or reducers.setdefault(geo, Reducer(geo, job.corrections))
-            prof = red.chi_profile(frame, q_band_nm, npt_chi=npt_chi)
-            prof = replace(
-                prof,
-                provenance=prov_mod.extend(
-                    {},
-                    "chi_profile",
-                    frame=frame.name,
-                    checksum=frame.checksum,
-                    q_band_nm=list(q_band_nm),
-                ),
-            )
-            written.append(str(write_chi(prof, Path(outdir) / f"{frame.name}_chi.dat")))
+    for frame, red in iter_reducers(paths, ReducerCache(job.corrections, job.poni), job.frames):
+        prof = red.chi_profile(frame, q_band_nm, npt_chi=npt_chi)
+        prof = replace(
+            prof,
+            provenance=prov_mod.extend(
+                {},
+                "chi_profile",
+                frame=frame.name,
+                checksum=frame.checksum,
+                q_band_nm=list(q_band_nm),
+            ),
+        )
+        written.append(str(write_chi(prof, Path(outdir) / f"{frame.name}_chi.dat")))
     return written

@@ -4,6 +4,8 @@ absolute units (water), merge SAXS with WAXS."""
 from __future__ import annotations
 
 import math
+import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -21,12 +23,36 @@ WATER_DSIGMA_20C = 0.01632
 
 @dataclass(frozen=True)
 class FrameVerdict:
-    """Outlier test of one frame of a series against the median of the others."""
+    """Outlier test of one frame of a series against the median of the others.
+
+    ``tested`` is False when no test was possible (fewer than 3 frames: the median of two
+    is their mean, which no frame can differ from alone; or rejection switched off);
+    ``chi2_red`` and ``p_value`` are then NaN and ``note`` says why.
+    """
 
     name: str
     chi2_red: float
     p_value: float
     kept: bool
+    tested: bool = True
+    note: str = ""
+
+    def describe(self) -> str:
+        """One line for the user: the test's result, or why there was none."""
+        if not self.tested:
+            return f"{self.name}: not tested ({self.note}): kept"
+        return f"{self.name}: chi2_red = {self.chi2_red:.3f}, p = {self.p_value:.3g}: {'kept' if self.kept else 'REJECTED'}"
+
+
+def series_name(names: Sequence[str], suffix: str = "average") -> str:
+    """The name of a curve made from a series: the names' common stem without the frame
+    numbers (``sp_001, sp_002`` -> ``sp_average``; ``run_0000 .. run_0009`` -> ``run_average``)."""
+    stems = [re.sub(r"[_\-.]?\d+$", "", n) or n for n in names]
+    if len(set(stems)) == 1:
+        stem = stems[0]
+    else:
+        stem = os.path.commonprefix(list(names)).rstrip("_-.0123456789")
+    return f"{stem}_{suffix}" if stem else suffix
 
 
 @dataclass(frozen=True)
@@ -101,7 +127,10 @@ def average_curves(
                 "(check for beam damage) or the error bars are underestimated"
             )
     else:
-        verdicts = [FrameVerdict(c.name, float("nan"), float("nan"), True) for c in curves]
+        why = "outlier rejection off" if not reject else f"{n} frame(s): the test needs at least 3"
+        verdicts = [
+            FrameVerdict(c.name, float("nan"), float("nan"), True, False, why) for c in curves
+        ]
     m = int(keep.sum())
     mean = i[keep].mean(axis=0)
     sig = np.sqrt(np.sum(s[keep] ** 2, axis=0)) / m
@@ -118,7 +147,7 @@ def average_curves(
         mean,
         sig,
         unit=curves[0].unit,
-        name=name or curves[0].name + "_avg",
+        name=name or series_name([c.name for c in curves]),
         provenance=prov,
         x_unit=curves[0].x_unit,
         wavelength_nm=curves[0].wavelength_nm,
