@@ -231,3 +231,17 @@ def test_cli_refuses_2theta_curve_without_wavelength(tmp_path, capsys):
     rc = main(["peaks", str(p), "--json"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "no wavelength" in err
+
+
+def test_every_stage_checks_the_unit_it_receives():
+    """A Curve handed to a stage in Python (not through read_curve) is checked there too."""
+    from saxsred.formfactor import fit_form_factor
+    from saxsred.peaks import analyze_peaks
+    from saxsred.reduce import merge_curves
+
+    c = _curve("2th_deg")  # no wavelength: no way to q
+    for stage in (analyze_peaks, fit_form_factor, lambda cv: merge_curves(cv, cv)):
+        with pytest.raises(InputError, match="no wavelength"):
+            stage(c)
+    with pytest.raises(InputError, match="not q"):
+        analyze_peaks(_curve("chi_deg"))

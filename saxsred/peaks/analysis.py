@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..curve import Curve
+from ..curve import Curve, require_q_nm
 from ..errors import FitError, InputError, ParameterError
 from .coherence import Coherence, SizeDisorder, coherence_length, size_disorder
 from .find import FoundPeaks, find_peaks
@@ -236,6 +236,7 @@ def analyze_peaks(
         raise ParameterError(f"Scherrer constant K = {K!r}: must be positive")
     if width not in ("fwhm", "integral_breadth"):
         raise ParameterError(f"width convention {width!r}: use 'fwhm' or 'integral_breadth'")
+    curve = require_q_nm(curve, f"peaks of {curve.name or 'curve'!r}")
     cv = curve.select(qmin, qmax)
     name = curve.name or "curve"
     if qmin is not None or qmax is not None:
