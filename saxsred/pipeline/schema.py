@@ -15,6 +15,7 @@ from typing import Any
 from .. import provenance as prov_mod
 from ..errors import InputError, ParameterError, SaxsredError
 from ..reduce.corrections import MONITORS
+from ..reduce.files import parse_frame_selection
 from .keys import CURVE_KINDS, STATE_DIR, STEP_KINDS
 
 
@@ -78,11 +79,13 @@ def _enum(*allowed: str) -> Callable[[Any], str | None]:
     return check
 
 
-_FRAME_SEL = re.compile(r"^\s*-?\d+(\s*-\s*-?\d+)?(\s*,\s*-?\d+(\s*-\s*-?\d+)?)*\s*$")
-
-
 def _frames(v: str) -> str | None:
-    return None if _FRAME_SEL.match(v) else 'must be frame indices and ranges such as "0,2,5-9"'
+    # the one parser of frame selections (saxsred reduce --frames uses it too)
+    try:
+        ok = parse_frame_selection(v) is not None
+    except ParameterError:
+        ok = False
+    return None if ok else 'must be frame indices and ranges such as "0,2,5-9"'
 
 
 def _formats(v: list[str]) -> str | None:
