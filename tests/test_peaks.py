@@ -53,9 +53,11 @@ def test_paper_peaks_index_as_simple_cubic_with_bcc_alternative():
     assert best.packing_fraction == pytest.approx(0.58, abs=0.005)
     assert bcc.packing_fraction == pytest.approx(0.41, abs=0.005)
     assert best.aligned and not bcc.aligned  # BCC aligned needs a >= 2e = 19 nm
-    # (111) predicted but absent; suppressed by the aligned-cube amplitude, so no penalty.
-    assert [r.hkl for r in best.absent] == [(1, 1, 1)]
-    assert best.terms["absent"] == pytest.approx(0.0, abs=1e-6)
+    # (111) predicted in range but not absent: the aligned-cube amplitude makes it too weak
+    # for the data to have shown it, even with the intensity model 10 times too low.
+    assert (1, 1, 1) in [r.hkl for r in best.predicted]
+    assert best.absent == ()
+    assert best.terms["absent"] == 0.0
     note = " ".join(ix.notes)
     assert "sqrt7" in note and "do not reach it" in note
 

@@ -35,12 +35,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--dilute", metavar="DILUTE", help="dilute (form-factor) curve: fit S_eff = sample / dilute")
     g.add_argument("--sq", action="store_true", help="SAMPLE already is S_eff(q)")
     p.add_argument("--concentration-ratio", type=float, help="c_SP / c_dilute for --dilute (default: from the curves)")
-    p.add_argument("--lattice", default="auto", choices=["auto", "SC", "BCC", "FCC", "HCP", "hex2d", "lamellar"])
+    p.add_argument(
+        "--lattice",
+        default="auto",
+        help="auto, or one of SC BCC FCC HCP hex2d lamellar A15 diamond Pn-3m Ia-3d (or a space group: Im-3m, P6_3/mmc, ...)",
+    )
+    p.add_argument(
+        "--q-unit",
+        metavar="UNIT",
+        help="abscissa unit of SAMPLE/DILUTE/calibrant when the header does not say it (nm^-1 or A^-1); default from the header",
+    )
     p.add_argument("--edge", type=float, metavar="NM", help="cube edge (nm): oriented-cube intensities, plausibility, packing")
     p.add_argument("--polydispersity", type=float, default=0.0, help="relative edge spread for predicted intensities")
     r = p.add_mutually_exclusive_group()
     r.add_argument("--resolution-fwhm", type=float, metavar="DQ", help="instrumental FWHM in nm^-1 (Gaussian)")
     r.add_argument("--calibrant", metavar="AGBH", help="silver-behenate curve: instrumental FWHM from its 001 peak")
+    r.add_argument("--geometry", metavar="PONI", help="PONI from 'saxsred calibrate': its instrument FWHM (the default "
+                   "is the width the sample's own geometry carries, if it was reduced with a calibrated PONI)")
     p.add_argument("--calib-rel-err", type=float, default=0.005, help="relative distance-calibration error (default 0.005)")
     p.add_argument("--K", type=float, default=1.0, help="Scherrer constant (default 1, the paper's)")
     p.add_argument("--width", default="fwhm", choices=["fwhm", "integral_breadth"], help="width convention (default fwhm)")
@@ -68,13 +79,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _sample_curve(args: argparse.Namespace):
     from ..io.curves import read_curve
 
-    sample = read_curve(args.sample)
+    sample = read_curve(args.sample, q_unit=getattr(args, "q_unit", None))
     if args.dilute:
         try:
             from ..formfactor import effective_structure_factor
         except ImportError:
             raise InputError("--dilute needs the form-factor stage (saxsred.formfactor), not installed; pass S_eff with --sq") from None
-        dilute = read_curve(args.dilute)
+        dilute = read_curve(args.dilute, q_unit=getattr(args, "q_unit", None))
         sf = effective_structure_factor(sample, dilute, concentration_ratio=args.concentration_ratio)
         return sf.as_curve(), "sq"
     return sample, ("sq" if args.sq else "iq")
@@ -85,12 +96,27 @@ def _instrument(args: argparse.Namespace) -> float:
         from ..io.curves import read_curve
         from ..peaks import instrument_fwhm_from_calibrant
 
-        return instrument_fwhm_from_calibrant(read_curve(args.calibrant))
+        return instrument_fwhm_from_calibrant(read_curve(args.calibrant, q_unit=getattr(args, "q_unit", None)))
     if args.resolution_fwhm is not None:
         if not (args.resolution_fwhm >= 0 and math.isfinite(args.resolution_fwhm)):
             raise ParameterError(f"--resolution-fwhm {args.resolution_fwhm}: must be >= 0 (nm^-1)")
         return float(args.resolution_fwhm)
+    if getattr(args, "geometry", None):
+        from ..geometry import load_poni
+
+        width = load_poni(args.geometry, accept_implausible=True).instrument_fwhm_inv_nm
+        if width is None:
+            raise ParameterError(f"{args.geometry}: no instrument width in it; calibrate it with 'saxsred calibrate'")
+        args.instrument_width_source = f"geometry {Path(args.geometry).name} (saxsred calibrate)"
+        return float(width)
     return 0.0
+
+
+def geometry_instrument_width(curve) -> float | None:
+    """Instrument FWHM (nm^-1) that the curve's geometry carries (a PONI from ``saxsred calibrate``), or None."""
+    geo = (curve.provenance or {}).get("geometry") or {}
+    w = geo.get("instrument_fwhm_inv_nm") if isinstance(geo, dict) else None
+    return float(w) if w else None
 
 
 def _peaks(args: argparse.Namespace) -> int:
@@ -98,8 +124,17 @@ def _peaks(args: argparse.Namespace) -> int:
 
     if args.edge is not None and not (args.edge > 0):
         raise ParameterError(f"--edge {args.edge}: must be a positive length in nm")
+    if args.lattice != "auto":
+        from ..lattice import resolve
+
+        args.lattice = resolve(args.lattice)
     curve, kind = _sample_curve(args)
     inst = _instrument(args)
+    if inst == 0.0 and args.resolution_fwhm is None and not args.calibrant and not getattr(args, "geometry", None):
+        width = geometry_instrument_width(curve)
+        if width:  # the default: the resolution measured on the calibrant, carried by the geometry
+            inst = width
+            args.instrument_width_source = f"geometry {curve.provenance['geometry'].get('source', '')} (saxsred calibrate)"
     res = analyze_peaks(
         curve,
         lattice=args.lattice,
@@ -116,6 +151,9 @@ def _peaks(args: argparse.Namespace) -> int:
     )
     d = res.to_json_dict()
     d["input_file"] = Path(args.sample).name
+    if getattr(args, "instrument_width_source", None):
+        d["instrument_width_source"] = args.instrument_width_source
+        d["notes"] = [*d["notes"], f"instrument FWHM {inst:.4g} nm^-1 from the {args.instrument_width_source}"]
     if args.output:
         _write_outputs(res, d, Path(args.output))
     if args.json:
@@ -182,6 +220,8 @@ def _chi(args: argparse.Namespace) -> int:
     d = clean_json(
         {
             "input_file": Path(args.trace).name,
+            "verdict": fit.verdict,
+            "flat_chi2_red": fit.flat_chi2_red,
             "n_peaks": fit.n_peaks,
             "mean_fwhm_deg": fit.mean_fwhm_deg,
             "spread_fwhm_deg": fit.spread_fwhm_deg,
@@ -205,5 +245,8 @@ def _chi(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(d, allow_nan=False))
     else:
-        print(f"{fit.n_peaks} peaks: mean FWHM {fit.mean_fwhm_deg:.2f} +/- {fit.spread_fwhm_deg:.2f} deg")
+        if fit.verdict == "isotropic":
+            print(f"isotropic: the trace is flat within its noise (flat model chi2_red = {fit.flat_chi2_red:.3g}); no peaks")
+        else:
+            print(f"{fit.n_peaks} peaks: mean FWHM {fit.mean_fwhm_deg:.2f} +/- {fit.spread_fwhm_deg:.2f} deg")
     return 0

@@ -10,10 +10,11 @@ import numpy as np
 
 from ..curve import Curve, require_q_nm
 from ..errors import FitError, InputError, ParameterError
+from ..lattice import space_group
 from .coherence import Coherence, SizeDisorder, coherence_length, size_disorder
 from .find import FoundPeaks, find_peaks
 from .fit import PeakFit, fit_peaks
-from .index import Indexing, index_peaks
+from .index import MODEL_UNCERTAINTY, Indexing, index_peaks
 from .lattice_fit import LatticeFit, fit_lattice
 from .predict import nn_distance, packing_fraction
 from .profiles import SHAPES
@@ -42,6 +43,7 @@ class PeakAnalysis:
     kind: str
     notes: tuple[str, ...]
     provenance: dict[str, Any] = field(default_factory=dict)
+    coherence_lattice_fit: Coherence | None = None
 
     @property
     def a_err_nm(self) -> float | None:
@@ -78,6 +80,8 @@ class PeakAnalysis:
                 alts.append(
                     {
                         "lattice": c.lattice,
+                        "space_group": c.space_group,
+                        "peaks_unexplained": c.n_unexplained,
                         "a_nm": c.a_nm,
                         "score": c.score,
                         "cost": c.cost,
@@ -94,6 +98,8 @@ class PeakAnalysis:
         lf = self.latticefit
         d: dict[str, Any] = {
             "lattice": self.lattice,
+            "space_group": space_group(self.lattice) if self.lattice else None,
+            "intensity_model_uncertainty_factor": MODEL_UNCERTAINTY,
             "a_nm": self.a_nm,
             "a_err_nm": self.a_err_nm,
             "a_err_stat_nm": self.a_err_stat_nm,
@@ -105,7 +111,7 @@ class PeakAnalysis:
             if self.lattice and self.a_nm
             else None,
             "ligand_gap_nm": nn_distance(self.lattice, self.a_nm) - edge
-            if best and self.a_nm and edge
+            if best and self.a_nm and edge and nn_distance(self.lattice, self.a_nm) is not None
             else None,
             "packing_fraction": packing_fraction(self.lattice, self.a_nm, edge)
             if best and self.a_nm and edge
@@ -133,6 +139,13 @@ class PeakAnalysis:
                 "width_slope": lf.slope,
                 "width_slope_err": lf.slope_err,
                 "chi2_red": lf.chi2_red,
+                "shape": lf.shape,
+                "coherence_length_nm": self.coherence_lattice_fit.length_nm
+                if self.coherence_lattice_fit
+                else None,
+                "coherence_length_err_nm": self.coherence_lattice_fit.length_err_nm
+                if self.coherence_lattice_fit
+                else None,
                 "rings": [
                     {"hkl": list(r.hkl), "q_inv_nm": r.q_nm, "area": float(A), "area_err": float(e)}
                     for r, A, e in zip(lf.shells, lf.areas, lf.area_errs)
@@ -195,6 +208,37 @@ def clean_json(obj):
     return obj
 
 
+#: A fit whose chi2_red exceeds this does not describe the data: flagged, not the answer.
+CHI2_FLAG = 5.0
+
+
+def _detection_limit(cv: Curve, sigma: np.ndarray, fwhm: np.ndarray, threshold: float = 3.0):
+    """q -> smallest detectable peak area at q: ``threshold`` x the standard error of the
+    area of a Gaussian of the typical FWHM fitted on noise sigma(q) (sigma sqrt(1.505 dq w))."""
+    q = cv.q_nm
+    dq = float(np.median(np.diff(q)))
+    w = float(np.median(fwhm)) if np.size(fwhm) else 5 * dq
+    w = max(w, 2 * dq)
+
+    def detect(qq):
+        return threshold * np.interp(qq, q, sigma) * math.sqrt(1.505 * dq * w)
+
+    return detect
+
+
+def _lattice_fit_coherence(lf: LatticeFit, inst: float, K: float, width: str) -> Coherence | None:
+    """L from the lattice-tied width model extrapolated to q = 0 (its own key, never the answer)."""
+    try:
+        if lf.shape == "voigt":
+            w0 = lf.w0_inv_nm  # the Lorentzian (sample) part
+            b = w0 if width == "fwhm" else 0.5 * math.pi * w0
+            L = 2 * math.pi * K / b
+            return Coherence(L, L * lf.w0_err_inv_nm / w0 if w0 > 0 else float("nan"), b, K, width)
+        return coherence_length(lf.w0_inv_nm, lf.w0_err_inv_nm, inst, lf.shape, K, width, lf.eta)
+    except (FitError, ParameterError, ZeroDivisionError):
+        return None
+
+
 def analyze_peaks(
     curve: Curve,
     lattice: str = "auto",
@@ -245,8 +289,15 @@ def analyze_peaks(
                 f"{name}: only {len(cv)} points between qmin={qmin} and qmax={qmax} nm^-1; widen the range"
             )
     cv = replace(cv, q_nm=cv.q_nm, intensity=cv.intensity)
-    found = find_peaks(cv, threshold=threshold, flat_baseline=kind == "sq")
     notes: list[str] = []
+    if (curve.provenance or {}).get("sigma_missing"):
+        # A local scatter estimate counts a peak 3-4 points wide as noise: the finder's
+        # robust global estimate (median absolute second difference) is used instead.
+        cv = replace(cv, sigma=np.zeros_like(cv.intensity))
+        notes.append(
+            "the file has no sigma: the noise is estimated from the curve's second differences (robust, global)"
+        )
+    found = find_peaks(cv, threshold=threshold, flat_baseline=kind == "sq")
     prov_rec = dict(
         lattice=lattice,
         edge_nm=edge_nm,
@@ -304,6 +355,7 @@ def analyze_peaks(
         kind=kind,
         q_range=(cv.q_nm[0], cv.q_nm[-1]),
         polydispersity=polydispersity,
+        detect_area=_detection_limit(cv, found.sigma, fws, threshold=3.0),
     )
     # Per-peak coherence lengths (free fit, instrument removed per the chosen shape).
     coh_pp = []
@@ -348,29 +400,38 @@ def analyze_peaks(
         ]
     lf = None
     try:
-        lf = fit_lattice(cv, ix, pf, instrument_fwhm_inv_nm, wmodel, found.baseline, found.sigma)
+        lf = fit_lattice(
+            cv,
+            ix,
+            pf,
+            instrument_fwhm_inv_nm,
+            wmodel,
+            found.baseline,
+            found.sigma,
+            shape=pf.shape,
+            eta=pf.eta,
+        )
     except FitError as exc:
         notes.append(f"lattice-tied fit failed: {exc}")
-    if lf is not None and np.isfinite(lf.a_err_nm) and abs(lf.a_nm - best.a_nm) < 0.02 * best.a_nm:
-        a, a_stat = lf.a_nm, lf.a_err_nm
-        wl0, wl0e = lf.w0_inv_nm, lf.w0_err_inv_nm
-        L_src = "lattice-tied Voigt fit (Lorentzian FWHM extrapolated to q = 0)"
-    else:
-        a, a_stat = best.a_nm, best.a_err_nm
-        lf = None
-        first = idxd[0]
-        wl0 = coh_pp[first].sample_width_inv_nm if coh_pp[first] else np.nan
-        wl0e = pf.peaks[first].fwhm_err_inv_nm
-        L_src = "free fit of the first indexed peak"
-    coh = None
-    if np.isfinite(wl0) and wl0 > 0:
-        # The sample part is Lorentzian in the lattice fit: its FWHM or integral breadth.
-        b = wl0 if width == "fwhm" else 0.5 * math.pi * wl0
-        be = wl0e if width == "fwhm" else 0.5 * math.pi * wl0e
-        L = 2 * math.pi * K / b
-        coh = Coherence(L, L * be / b if np.isfinite(be) else float("nan"), b, K, width)
+    a, a_stat = best.a_nm, best.a_err_nm
+    coh_lf = None
+    if lf is not None:
+        if lf.chi2_red > CHI2_FLAG:
+            notes.append(
+                f"lattice-tied fit ({lf.shape}, {lf.width_model} width model) has chi2_red = {lf.chi2_red:.3g} >> 1: "
+                "it does not describe the data; its a and widths are not used"
+            )
+        elif np.isfinite(lf.a_err_nm) and abs(lf.a_nm - best.a_nm) < 0.02 * best.a_nm:
+            a, a_stat = lf.a_nm, lf.a_err_nm
+        coh_lf = _lattice_fit_coherence(lf, instrument_fwhm_inv_nm, K, width)
+    # The paper's convention: the lowest-order indexed peak of the free fit, instrument
+    # removed according to the selected shape.
+    first = min(idxd, key=lambda i: best.s_assigned[i])
+    coh = coh_pp[first]
     notes.append(
-        f"coherence length from the {L_src}; convention K={K:g}, {'FWHM' if width == 'fwhm' else 'integral breadth'}"
+        f"coherence length from the lowest-order indexed peak {list(best.assignment[first])} "
+        f"(free {pf.shape} fit, instrument {instrument_fwhm_inv_nm:.4g} nm^-1 removed per that shape); "
+        f"convention K={K:g}, {'FWHM' if width == 'fwhm' else 'integral breadth'}"
     )
     return PeakAnalysis(
         curve=cv,
@@ -392,4 +453,5 @@ def analyze_peaks(
         kind=kind,
         notes=tuple(notes),
         provenance=prov,
+        coherence_lattice_fit=coh_lf,
     )

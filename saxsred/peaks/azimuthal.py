@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,9 @@ class AzimuthalFit:
     chi2_red: float
     chi_deg: np.ndarray
     model: np.ndarray
+    data: np.ndarray | None = None
+    verdict: str = "anisotropic"  # or "isotropic": no modulation above the noise
+    flat_chi2_red: float = float("nan")
 
 
 def fit_azimuthal_peaks(
@@ -58,6 +62,40 @@ def fit_azimuthal_peaks(
     o = np.argsort(chi)
     chi, y = chi[o], y[o]
     s = np.zeros_like(y) if sigma is None else np.asarray(sigma, float)[o]
+    # Isotropy first: a constant within the noise (error bars, or a robust estimate from
+    # second differences) has no peaks to fit; the verdict costs one weighted mean.
+    sn = (
+        s
+        if np.all(s > 0)
+        else np.full_like(
+            y,
+            1.4826
+            * float(np.median(np.abs(np.diff(y, 2) - np.median(np.diff(y, 2)))))
+            / math.sqrt(6.0),
+        )
+    )
+    sn = np.where(sn > 0, sn, max(float(np.max(sn)), 1e-300))
+    wts = 1.0 / sn**2
+    mean = float(np.sum(wts * y) / np.sum(wts))
+    dof = max(chi.size - 1, 1)
+    flat = float(np.sum(((y - mean) / sn) ** 2)) / dof
+    smooth = np.convolve(y - mean, np.ones(5) / 5, mode="same") / (sn / math.sqrt(5))
+    if flat < 1.0 + threshold * math.sqrt(2.0 / dof) and float(np.max(np.abs(smooth))) < threshold:
+        return AzimuthalFit(
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros(0),
+            float("nan"),
+            float("nan"),
+            0,
+            flat,
+            chi,
+            np.full_like(y, mean),
+            y,
+            "isotropic",
+            flat,
+        )
     dchi = (chi[-1] - chi[0]) / (chi.size - 1)
     wrap = chi[-1] - chi[0] > 0.9 * period_deg
     # Periodic trace: roll it so that the seam lies in the lowest valley; then no peak is cut.
@@ -78,7 +116,10 @@ def fit_azimuthal_peaks(
         o2 = np.argsort(-z)[:n_peaks]
         c, h, w = c[o2], h[o2], w[o2]
     if c.size == 0:
-        raise FitError(f"azimuthal trace: no peak above {threshold:g} sigma")
+        raise FitError(
+            f"azimuthal trace: modulated (flat model chi2_red = {flat:.3g}) but no peak above {threshold:g} sigma; "
+            "lower --threshold or check the trace"
+        )
     pars = lmfit.Parameters()
     pars.add("bg", value=bg0)
     for i in range(c.size):
@@ -117,4 +158,7 @@ def fit_azimuthal_peaks(
         float(redchi),
         chi,
         model(res.params.valuesdict()),
+        y,
+        "anisotropic",
+        flat,
     )

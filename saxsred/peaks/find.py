@@ -108,8 +108,24 @@ def _noise_sigma(y: np.ndarray, sigma: np.ndarray, base: np.ndarray) -> np.ndarr
     scale = np.where(np.abs(base) > 0, np.abs(base), 1.0)
     d2 = np.diff(y / scale, 2)
     rel = 1.4826 * np.median(np.abs(d2 - np.median(d2))) / math.sqrt(6.0)
+    if d2.size >= 3 * NOISE_WINDOW:
+        # Counting noise grows relative to the signal at high q: a running median of
+        # |second difference| over NOISE_WINDOW points (wide against a Bragg peak of a few
+        # points, so peaks do not count as noise), never below the global estimate.
+        from scipy.ndimage import median_filter
+
+        loc = (
+            1.4826
+            * median_filter(np.abs(d2 - np.median(d2)), size=NOISE_WINDOW, mode="nearest")
+            / math.sqrt(6.0)
+        )
+        rel = np.maximum(np.pad(loc, 1, mode="edge"), rel)
     est = np.maximum(rel * scale, 1e-300)
     return np.where(sigma > 0, sigma, est)
+
+
+#: Points of the running median that estimates missing error bars.
+NOISE_WINDOW = 41
 
 
 def _check_curve(curve: Curve, where: str) -> None:
@@ -128,9 +144,9 @@ def _check_curve(curve: Curve, where: str) -> None:
 def find_peaks(
     curve: Curve,
     threshold: float = 5.0,
-    baseline_window: float = 0.1,
+    baseline_window: float = 0.2,
     max_fwhm_frac: float = 0.1,
-    max_peaks: int = 24,
+    max_peaks: int = 30,
     flat_baseline: bool = False,
 ) -> FoundPeaks:
     """Find Bragg-peak candidates in S_eff(q) or I(q).

@@ -82,6 +82,10 @@ def _own_covariance(res, jac) -> None:
         res.params[k].stderr = float(math.sqrt(v)) if v > 0 else float("nan")
 
 
+MAX_NFEV_BASE = 200
+MAX_NFEV_PER_PARAM = 10
+
+
 def minimize_known_errors(resid, params, where: str, jac=None):
     import lmfit
 
@@ -89,6 +93,10 @@ def minimize_known_errors(resid, params, where: str, jac=None):
     # With the analytic Jacobian the covariance is ours (one Jacobian and a small inverse)
     # instead of lmfit's, which needs an extra fit when a parameter ends on its bound.
     kws["calc_covar"] = jac is None
+    # Bounded cost: a fit that has not converged in this many evaluations will not (MINPACK's
+    # default allows 2000 per parameter); its result is used as it stands.
+    nvar = sum(1 for p in params.values() if p.vary)
+    kws["max_nfev"] = MAX_NFEV_BASE + MAX_NFEV_PER_PARAM * nvar
     try:
         res = lmfit.minimize(
             resid, params, method="leastsq", scale_covar=False, nan_policy="raise", **kws
@@ -281,7 +289,13 @@ def fit_peaks(
             changed = True
         # Residual search: peaks hidden in a shoulder or left out by the finder.
         rr = resid(res.params)
-        extra = _residual_peaks(q, rr, threshold, c, w, rejected, sig, eta, min_area_snr)
+        # Where the model misses the data by more than the error bars (chi2_red > 1: real
+        # peak shapes, an estimated sigma) the residual's noise is that much larger: a
+        # residual peak must stand out of it, not of the nominal error bars.
+        rchi = float(np.sum(rr * rr)) / max(q.size - len(res.params), 1)
+        extra = _residual_peaks(
+            q, rr, threshold * math.sqrt(max(rchi, 1.0)), c, w, rejected, sig, eta, min_area_snr
+        )
         if extra:
             # A new peak changes the residual elsewhere: earlier rejections may not hold.
             rejected.clear()
@@ -453,7 +467,7 @@ def _residual_peaks(q, rr, threshold, c, w, rejected=(), sig=None, eta=0.5, min_
         if z[i] > threshold:
             qi = q[i]
             if (
-                np.all(np.abs(qi - c) > 0.3 * wf * dq)
+                np.all(np.abs(qi - c) > np.maximum(0.3 * wf * dq, 0.8 * w))
                 and all(abs(qi - o[0]) > wf * dq for o in out)
                 and all(abs(qi - r) > wf * dq for r in rejected)
             ):

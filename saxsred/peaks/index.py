@@ -1,4 +1,14 @@
-"""Indexing: which lattices explain the peak positions, ranked by the evidence."""
+"""Indexing: which lattices explain the peak positions, ranked by the evidence.
+
+Positions with their errors decide which lattices are possible: a hypothesis (lattice,
+a) explains a peak when a ring lies within the position tolerance. Intensities only rank
+hypotheses that explain the positions equally well, and they enter with a stated, generous
+model uncertainty (:data:`MODEL_UNCERTAINTY`): real superlattices depart from any one
+intensity model by factors of several (cube alignment, polydispersity, disorder, preferred
+orientation, a structure-factor tail under the peak). A predicted ring counts as absent
+only where the data could have shown it: its predicted area divided by that factor stands
+above the detection limit at its q, inside the data's range and away from its ends.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from .. import lattice as _lat
 from ..errors import ParameterError
 from .predict import (
     CUBIC,
@@ -20,6 +31,14 @@ from .predict import (
     reflection_arrays,
     ring_s,
 )
+
+#: Factor by which a predicted intensity may be off either way (stated in every result).
+MODEL_UNCERTAINTY = 10.0
+#: Lattices tried by ``lattices="auto"``.
+AUTO_LATTICES = _lat.LATTICES
+#: A feature broader than this fraction of its q (order over fewer than ~7 periods) is no
+#: Bragg peak of a lattice (form-factor oscillations, liquid-like order): not indexed.
+MAX_BRAGG_FWHM_FRAC = 0.15
 
 
 @dataclass(frozen=True)
@@ -42,11 +61,16 @@ class Candidate:
     absent: tuple[Reflection, ...]
     unexplained_q_nm: tuple[float, ...]
     aligned: bool
-    nn_distance_nm: float
+    nn_distance_nm: float | None
     ligand_gap_nm: float | None
     packing_fraction: float | None
     plausible: bool
     notes: tuple[str, ...] = ()
+    n_unexplained: float = 0.0
+
+    @property
+    def space_group(self) -> str:
+        return _lat.space_group(self.lattice)
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,10 @@ class Indexing:
     @property
     def lattice(self) -> str | None:
         return self.best.lattice if self.best else None
+
+    @property
+    def space_group(self) -> str | None:
+        return self.best.space_group if self.best else None
 
 
 def _wls_a(qo, qerr, s):
@@ -105,11 +133,18 @@ def _match(qo: np.ndarray, qp: np.ndarray, tol: np.ndarray):
     return j, d, ok
 
 
+def _s_needed(q_hi, rel_tol, a):
+    return (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2
+
+
 def _refine_a(lattice, a0, qo, qerr, tol, rel_tol, q_hi):
-    """a refined from a0 by matching positions only (no intensities: cheap), or None."""
+    """a refined from a0 by matching positions only (no intensities: cheap), or None
+    (also when the hypothesis would need more rings than :data:`saxsred.lattice.MAX_S`)."""
     a = a0
     for _ in range(3):
-        s_all = ring_s(lattice, (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2)
+        if _s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
+            return None
+        s_all = ring_s(lattice, _s_needed(q_hi, rel_tol, a))
         if s_all.size == 0:
             return None
         j, _, ok = _match(qo, 2.0 * math.pi * np.sqrt(s_all) / a, tol)
@@ -143,11 +178,23 @@ def _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin=None):
     return (qp >= q_lo * (1 - rel_tol) + margin) & (qp <= q_hi * (1 + rel_tol) - margin)
 
 
+#: Occam's weight per predicted visible ring in range (de Wolff: fewer rings, simpler cell).
+SIMPLICITY = 0.02
+
+
+def _simplicity(lattice, in_range, bsum) -> float:
+    return SIMPLICITY * float(np.count_nonzero(in_range & (bsum > 0))) + 0.001 * LATTICES.index(
+        lattice
+    )
+
+
 def _cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> float:
     """A lower bound of :func:`_evaluate`'s cost at refined ``a`` from positions alone:
     its position, unexplained-peak and simplicity terms (the intensity, absent-ring and
     plausibility terms it leaves out are >= 0)."""
-    s_all = ring_s(lattice, (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2)
+    if _s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
+        return math.inf
+    s_all, bsum = _lat.ring_table(lattice, _s_needed(q_hi, rel_tol, a))
     qp = 2.0 * math.pi * np.sqrt(s_all) / a
     _, d, ok = _match(qo, qp, tol)
     nex = int(ok.sum())
@@ -159,8 +206,7 @@ def _cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> 
         float(np.mean((d[ok] / tol[ok]) ** 2))
         + 2.0 * (qo.size - nex - nb)
         + 0.5 * nb
-        + 0.01 * float(_in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin).sum())
-        + 0.001 * LATTICES.index(lattice)
+        + _simplicity(lattice, _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin), bsum)
     )
 
 
@@ -184,12 +230,15 @@ def _evaluate(
     det_err=None,
     worse_than=math.inf,
     tol=None,
+    detect_area=None,
 ):
     """Score the lattice at ``a`` (refined by :func:`_refine_a`): a :class:`Candidate`, or
     None when nothing matches or the cost is not below ``worse_than``."""
     n = qo.size
     if tol is None:
         tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
+    if _s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
+        return None
     shells, s_arr, qp, wpred = reflection_arrays(
         lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq
     )
@@ -210,28 +259,43 @@ def _evaluate(
     in_range = _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin)
     absent_idx = [k for k in np.nonzero(in_range)[0].tolist() if k not in used]
     w_obs = wpred[j[ok]]
-    if areas is not None and np.all(np.isfinite(areas[ok])) and np.all(areas[ok] > 0):
-        lr = np.log(areas[ok]) - np.log(np.maximum(w_obs, 1e-300))
-        scale = float(np.exp(np.mean(lr)))
-        terms["intensities"] = 2.0 * float(np.var(lr)) if nex > 1 else 0.0
-        det = 0.3 * float(np.min(areas[ok]))
-        if det_err is None and area_err is not None and np.any(np.isfinite(area_err)):
-            det_err = 3.0 * float(np.nanmedian(area_err))
-        if det_err is not None:
-            det = min(det, det_err)
-        det = max(det, 1e-300)
+    lnf = math.log(MODEL_UNCERTAINTY)
+    pos = w_obs > 0
+    if areas is not None and np.all(np.isfinite(areas[ok])) and np.all(areas[ok] > 0) and pos.any():
+        lr = np.log(areas[ok][pos]) - np.log(w_obs[pos])
+        scale = float(np.exp(np.median(lr)))
+        dev = np.abs(lr - math.log(scale))
+        # Generous: only the part of a ratio beyond the model uncertainty counts; the
+        # small variance term ranks hypotheses that explain the positions equally well.
+        terms["intensities"] = float(np.mean(np.maximum(dev - lnf, 0.0) ** 2)) + 0.05 * float(
+            np.var(lr)
+        )
+        # a peak on a ring the basis extinguishes (predicted zero): weak evidence against
+        terms["intensities"] += 0.5 * float(np.count_nonzero(~pos))
+        if detect_area is not None:
+            det = np.asarray(detect_area(qp[absent_idx]), float)
+        else:
+            if det_err is None and area_err is not None and np.any(np.isfinite(area_err)):
+                det_err = 3.0 * float(np.nanmedian(area_err))
+            det = np.full(
+                len(absent_idx), det_err if det_err is not None else 0.3 * float(np.min(areas[ok]))
+            )
         pred_abs = scale * wpred[absent_idx]
     else:
-        det = 0.3 * float(np.min(w_obs)) if w_obs.size else 1.0
+        # positions only: a ring is absent when, at the weakest explained ring's scale, it
+        # would be MODEL_UNCERTAINTY^2 times stronger than that ring
+        ref = float(np.min(w_obs[pos])) if pos.any() else 1.0
+        det = np.full(len(absent_idx), ref * MODEL_UNCERTAINTY)
         pred_abs = wpred[absent_idx]
-    pen = np.clip(1.0 + np.log10(np.maximum(pred_abs, 1e-300) / det), 0.0, 2.0)
-    terms["absent"] = float(np.sum(pen))
+    strict = pred_abs / MODEL_UNCERTAINTY > np.maximum(det, 1e-300)
+    absent_idx = [k for k, st in zip(absent_idx, strict.tolist()) if st]
+    terms["absent"] = float(len(absent_idx))
     nn = nn_distance(lattice, a)
     gap = pf = None
     plausible = True
     notes = []
     aligned = False
-    if edge is not None:
+    if edge is not None and nn is not None:
         gap = nn - edge
         pf = packing_fraction(lattice, a, edge)
         aligned = (
@@ -250,7 +314,8 @@ def _evaluate(
                 "must be misaligned, and misaligned cubes do not suppress reflections"
             )
     # Simplicity: fewer predicted rings in range (de Wolff's idea), then lattice order.
-    terms["simplicity"] = 0.01 * float(in_range.sum()) + 0.001 * LATTICES.index(lattice)
+    bsum = _lat.ring_table(lattice, float(s_arr[-1]) if s_arr.size else 1.0)[1][: qp.size]
+    terms["simplicity"] = _simplicity(lattice, in_range, bsum)
     cost = float(sum(terms.values()))
     if cost >= worse_than:
         return None
@@ -278,11 +343,12 @@ def _evaluate(
         absent=tuple(refl(k) for k in absent_idx),
         unexplained_q_nm=tuple(float(x) for x in qo[~ok]),
         aligned=aligned,
-        nn_distance_nm=float(nn),
+        nn_distance_nm=None if nn is None else float(nn),
         ligand_gap_nm=None if gap is None else float(gap),
         packing_fraction=None if pf is None else float(pf),
         plausible=plausible,
         notes=tuple(notes),
+        n_unexplained=float(n - nex - blend.sum()) + 0.25 * float(blend.sum()),
     )
 
 
@@ -300,15 +366,22 @@ def index_peaks(
     max_cost: float = 4.0,
     polydispersity: float = 0.0,
     fwhm=None,
+    detect_area=None,
 ) -> Indexing:
-    """Index peak positions against SC, BCC, FCC, HCP, hex2d and lamellar lattices.
+    """Index peak positions against the lattices of :mod:`saxsred.lattice`.
 
-    For each lattice, the two lowest peaks are tried as each of its first ten rings; every
-    hypothesis is refined by weighted least squares (q = 2 pi sqrt(s)/a) and scored by a
-    cost (lower is better) = positions (mean (dq/q / tol)^2) + 2 per unexplained peak +
-    absent reflections (0..2 each, by predicted intensity over the detection level) +
-    2 x variance of ln(observed/predicted area) when areas are given + 5 if the cubes
-    would overlap (nearest-neighbour distance < edge) + a small simplicity term.
+    For each lattice, the three lowest peaks are tried as each of its first twelve rings;
+    every hypothesis is refined by weighted least squares (q = 2 pi sqrt(s)/a) and scored
+    by a cost (lower is better) = positions (mean (dq/q / tol)^2) + 2 per unexplained peak
+    + 1 per absent reflection (predicted area / :data:`MODEL_UNCERTAINTY` above the
+    detection limit at its q) + the part of each ln(observed/predicted area) beyond
+    ln(:data:`MODEL_UNCERTAINTY`), squared, plus a weak variance term that ranks
+    equally good position fits + 5 if the cubes would overlap + :data:`SIMPLICITY` per
+    predicted ring in range. The best candidate is assigned when it explains every peak
+    (or at least three and 75% of them, the rest named in a note); a cost above
+    ``max_cost`` is a warning, never a refusal. ``best`` is None only when no lattice
+    explains the peaks. Peaks broader than :data:`MAX_BRAGG_FWHM_FRAC` x q are not
+    indexed (form-factor or liquid-like features).
 
     Parameters
     ----------
@@ -323,6 +396,8 @@ def index_peaks(
     max_cost : above this the best candidate is not accepted (lattice None).
     polydispersity : relative edge spread for the predicted intensities (damps form-factor minima).
     fwhm : peak FWHMs (optional): a peak between rings within its half width is a blend.
+    detect_area : optional callable q -> smallest detectable peak area at q (the noise);
+        default 3 x the median area error.
 
     Example
     -------
@@ -338,10 +413,58 @@ def index_peaks(
     if kind not in ("sq", "iq"):
         raise ParameterError(f"kind {kind!r}: use 'sq' or 'iq'")
     if isinstance(lattices, str):
-        lattices = LATTICES[:6] if lattices == "auto" else (lattices,)
-    for lat in lattices:
-        if lat not in LATTICES:
-            raise ParameterError(f"lattice {lat!r}: use auto or one of {LATTICES}")
+        lattices = AUTO_LATTICES if lattices == "auto" else (lattices,)
+    lattices = tuple(_lat.resolve(lat) for lat in lattices)
+    notes: list[str] = []
+    fw_all = None if fwhm is None else np.asarray(fwhm, float).ravel()
+    keep = np.ones(qo.size, bool)
+    if fw_all is not None and fw_all.size == qo.size:
+        keep = ~(fw_all > MAX_BRAGG_FWHM_FRAC * qo)
+        for qb, wb in zip(qo[~keep], fw_all[~keep]):
+            notes.append(
+                f"feature at q = {qb:.4g} nm^-1 with FWHM/q = {wb / qb:.2f} > {MAX_BRAGG_FWHM_FRAC:g} "
+                "(order over fewer than ~7 periods): not a Bragg peak, not indexed"
+            )
+    if not keep.all():
+        sub = index_peaks(
+            qo[keep],
+            None if q_err is None else np.asarray(q_err, float).ravel()[keep],
+            None if areas is None else np.asarray(areas, float).ravel()[keep],
+            None if area_err is None else np.asarray(area_err, float).ravel()[keep],
+            lattices,
+            edge_nm,
+            aligned,
+            kind,
+            rel_tol,
+            q_range,
+            max_cost,
+            polydispersity,
+            fw_all[keep],
+            detect_area,
+        )
+        pos = np.nonzero(keep)[0]
+
+        def widen(t):
+            out = [None] * qo.size
+            for k, v in zip(pos.tolist(), t):
+                out[k] = v
+            return tuple(out)
+
+        cands = tuple(
+            replace(
+                c,
+                assignment=widen(c.assignment),
+                s_assigned=widen(c.s_assigned),
+                unexplained_q_nm=c.unexplained_q_nm,
+            )
+            for c in sub.candidates
+        )
+        best = (
+            None
+            if sub.best is None
+            else cands[[c.lattice for c in sub.candidates].index(sub.best.lattice)]
+        )
+        return Indexing(cands, best, tuple(notes) + sub.notes, edge_nm)
     order = np.argsort(qo)
     inv = np.argsort(order)
     qs = qo[order]
@@ -351,7 +474,6 @@ def index_peaks(
     ar = None if areas is None else np.asarray(areas, float).ravel()[order]
     ae = None if area_err is None else np.asarray(area_err, float).ravel()[order]
     fw = None if fwhm is None else np.asarray(fwhm, float).ravel()[order]
-    notes: list[str] = []
     if qs.size < 2:
         notes.append(
             "fewer than two peaks: no lattice can be indexed"
@@ -377,13 +499,13 @@ def index_peaks(
     margin = _margin(fw)
     det_err = 3.0 * float(np.nanmedian(ae)) if ae is not None and np.any(np.isfinite(ae)) else None
     for lat in lattices:
-        shells = lattice_shells(lat, 400.0)[:10]
+        shells = lattice_shells(lat, 400.0)[:12]
         # Every hypothesis refined on positions alone, then scored in the order of its
         # position-only cost floor; one whose floor is no better than the best score so far
         # cannot win and is not scored (a shortcut that leaves the result unchanged).
         hyps: list[tuple[float, float]] = []
         seen: list[float] = []
-        for qi in qs[: min(2, qs.size)]:
+        for qi in qs[: min(3, qs.size)]:
             for sh in shells:
                 a0 = 2.0 * math.pi * math.sqrt(sh.s) / qi
                 if any(abs(a0 - t) < 1e-3 * a0 for t in seen):
@@ -416,6 +538,7 @@ def index_peaks(
                 det_err,
                 best_per[lat].cost if lat in best_per else math.inf,
                 tol,
+                detect_area,
             )
             if cand is not None:
                 best_per[lat] = cand
@@ -429,16 +552,47 @@ def index_peaks(
                 s_assigned=tuple(c.s_assigned[i] for i in inv),
             )
         )
-    cands.sort(key=lambda c: c.cost)
+    # Positions first: peaks left unexplained and rings the data would have shown; the
+    # cost (intensities within their uncertainty, simplicity) only ranks equals.
+    cands.sort(key=lambda c: (round(c.n_unexplained + c.terms.get("absent", 0.0), 6), c.cost))
     best = cands[0] if cands else None
     if best is not None:
         nex = sum(h is not None for h in best.assignment)
-        if nex < 2 or best.cost > max_cost or nex < 0.5 * qs.size:
+        n = qs.size
+        # Two peaks rest on one ratio: only sharp ones (FWHM < 5% of q, order over 20+
+        # periods) with positions inside the nominal tolerance count as evidence of order.
+        two_weak = nex == 2 and (
+            (fw is not None and np.any(fw > 0.05 * qs))
+            or (qe is not None and np.any(4.0 * qe / qs > rel_tol))
+        )
+        if (
+            nex < 2
+            or two_weak
+            or (nex < 3 and nex < n)
+            or (best.n_unexplained >= 0.5 and nex < 0.75 * n)
+        ):
             notes.append(
-                f"best candidate {best.lattice} a = {best.a_nm:.3f} nm explains {nex} of {qs.size} peaks "
-                f"with cost {best.cost:.2f} (limit {max_cost:g}): no lattice assigned"
+                f"no periodic order explains the peaks: the best candidate, {best.lattice} a = {best.a_nm:.3f} nm, "
+                f"explains {nex} of {n} peaks"
             )
             best = None
+        else:
+            if best.n_unexplained >= 0.5:
+                notes.append(
+                    f"{best.lattice} explains {nex} of {n} peaks; not explained (another phase, an artefact?): "
+                    + ", ".join(f"{x:.4g}" for x in best.unexplained_q_nm)
+                    + " nm^-1"
+                )
+            if nex == 2:
+                notes.append(
+                    "only two peaks indexed: the lattice type rests on one ratio; see the alternatives"
+                )
+            if best.cost > max_cost:
+                notes.append(
+                    f"weak evidence: {best.lattice} cost {best.cost:.2f} above {max_cost:g} "
+                    f"(terms {', '.join(f'{k} {v:.2f}' for k, v in best.terms.items())}); intensity model uncertain "
+                    f"by a factor {MODEL_UNCERTAINTY:g}"
+                )
     if best is not None:
         notes.extend(_ambiguity_notes(best, cands, qs, q_hi))
     return Indexing(tuple(cands), best, tuple(notes), edge_nm)
@@ -471,7 +625,7 @@ def _ambiguity_notes(best: Candidate, cands, qs, q_hi) -> list[str]:
                 )
                 + f"; ranked by cost {best.lattice} {best.cost:.2f} < {c.lattice} {c.cost:.2f}"
             )
-        elif c.cost - best.cost < 0.3:
+        elif c.cost - best.cost < 0.5 and c.n_unexplained <= best.n_unexplained:
             out.append(
                 f"ambiguous: {c.lattice} a = {c.a_nm:.3f} nm scores close to {best.lattice} (cost {c.cost:.2f} vs {best.cost:.2f})"
             )

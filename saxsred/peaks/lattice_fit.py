@@ -24,7 +24,9 @@ class LatticeFit:
     """Lattice-tied global fit: centres 2 pi sqrt(s)/a, Voigt widths from the size model.
 
     Lorentzian FWHM w_L(q) = w0 + w1 q (``width_model="strain"``), w0 + w2 q^2
-    (``"paracrystal"``) or w0 (``"size"``); Gaussian FWHM fixed to the instrument.
+    (``"paracrystal"``) or w0 (``"size"``); Gaussian FWHM fixed to the instrument. With
+    another ``shape`` (the free fit's choice: gauss, lorentz, pvoigt at its eta) the width
+    model is the observed FWHM of that shape, instrument included.
     """
 
     lattice: str
@@ -45,15 +47,20 @@ class LatticeFit:
     baseline: np.ndarray
     nfev: int
     params: dict[str, float] = field(default_factory=dict)
+    shape: str = "voigt"
+    eta: float | None = None
 
 
-def _lattice_eval(q, t, base, a, w0, slope, kind, wg, ks, areas, b, want_jac=False):
+def _lattice_eval(
+    q, t, base, a, w0, slope, kind, wg, ks, areas, b, want_jac=False, shape=None, eta=0.5
+):
     """Lattice-tied model and (optionally) its derivatives by name."""
     c = (ks / a)[:, None]
     mult = c if kind == "strain" else c * c if kind == "paracrystal" else np.zeros_like(c)
     wl = np.maximum(w0 + slope * mult, 1e-9)
-    shape = "voigt" if wg > 0 else "lorentz"
-    f, dfc, dfw, _ = profile_derivatives(q[None, :] - c, shape, wl, wg=wg)
+    if shape is None or shape == "voigt":
+        shape = "voigt" if wg > 0 else "lorentz"
+    f, dfc, dfw, _ = profile_derivatives(q[None, :] - c, shape, wl, eta=eta, wg=wg)
     A = np.asarray(areas, float)[:, None]
     bl = base * (b[0] + b[1] * t + b[2] * t * t)
     m = bl + np.sum(A * f, axis=0)
@@ -74,8 +81,10 @@ def _lattice_eval(q, t, base, a, w0, slope, kind, wg, ks, areas, b, want_jac=Fal
     return m, cols
 
 
-def _lattice_model(q, t, base, u, w0, slope, kind, wg, ks, areas, b):
-    return _lattice_eval(q, t, base, 1.0 / u, w0, slope, kind, wg, ks, areas, b)[0]
+def _lattice_model(q, t, base, u, w0, slope, kind, wg, ks, areas, b, shape=None, eta=0.5):
+    return _lattice_eval(
+        q, t, base, 1.0 / u, w0, slope, kind, wg, ks, areas, b, shape=shape, eta=eta
+    )[0]
 
 
 def lattice_parameters(shells, a0, w0, slope, areas, width_model, b=(1.0, 0.0, 0.0)):
@@ -94,7 +103,16 @@ def lattice_parameters(shells, a0, w0, slope, areas, width_model, b=(1.0, 0.0, 0
 
 
 def lattice_residual(
-    q, y, sig, base, shells, width_model, instrument_fwhm, analytic_jac: bool = True
+    q,
+    y,
+    sig,
+    base,
+    shells,
+    width_model,
+    instrument_fwhm,
+    analytic_jac: bool = True,
+    shape: str = "voigt",
+    eta: float = 0.5,
 ):
     """Residual (params -> (model - y)/sigma) and analytic Jacobian of the lattice-tied model.
 
@@ -129,6 +147,8 @@ def lattice_residual(
                 areas,
                 (v["b0"], v["b1"], v["b2"]),
                 analytic_jac,
+                shape,
+                eta,
             )
         return last["mc"]
 
@@ -151,6 +171,8 @@ def fit_lattice(
     width_model: str = "auto",
     baseline: np.ndarray | None = None,
     sigma: np.ndarray | None = None,
+    shape: str = "voigt",
+    eta: float | None = None,
 ) -> LatticeFit:
     """Lattice-tied global Voigt fit of all rings of the best candidate within the data.
 
@@ -188,7 +210,9 @@ def fit_lattice(
             if abs(pk.q_nm - r.q_nm) > 0.02 * r.q_nm:
                 pk = None
         areas0.append(pk.area if pk else 0.0)
-        if pk:
+        if pk and shape != "voigt":
+            wl0.append(pk.fwhm_inv_nm)
+        elif pk:
             try:
                 wl0.append(
                     sample_width(
@@ -208,16 +232,19 @@ def fit_lattice(
         ratio = peakfit.baseline / baseline
         b0 = tuple(np.polyfit(t, ratio, 2)[::-1])
     pars = lattice_parameters(shells, best.a_nm, w0, 0.0, areas0, width_model, b0)
+    eta = 0.5 if eta is None else float(eta)
     resid, jac = lattice_residual(
-        q, y, sigma, baseline, shells, width_model, instrument_fwhm_inv_nm
+        q, y, sigma, baseline, shells, width_model, instrument_fwhm_inv_nm, shape=shape, eta=eta
     )
     res = minimize_known_errors(resid, pars, "lattice-tied fit", jac)
     return _lattice_result(
-        res, best.lattice, shells, width_model, instrument_fwhm_inv_nm, q, baseline
+        res, best.lattice, shells, width_model, instrument_fwhm_inv_nm, q, baseline, shape, eta
     )
 
 
-def _lattice_result(res, lattice, shells, width_model, instrument_fwhm, q, baseline) -> LatticeFit:
+def _lattice_result(
+    res, lattice, shells, width_model, instrument_fwhm, q, baseline, shape="voigt", eta=0.5
+) -> LatticeFit:
     n = q.size
     redchi = res.chisqr / max(n - res.nvarys, 1)
     v = res.params
@@ -238,6 +265,8 @@ def _lattice_result(res, lattice, shells, width_model, instrument_fwhm, q, basel
         ks,
         areas,
         b,
+        shape,
+        eta,
     )
     a = v["a"].value
     shells_out = tuple(replace(r, q_nm=2.0 * math.pi * math.sqrt(r.s) / a) for r in shells)
@@ -260,4 +289,6 @@ def _lattice_result(res, lattice, shells, width_model, instrument_fwhm, q, basel
         baseline=baseline * (b[0] + b[1] * t + b[2] * t * t),
         nfev=int(res.nfev),
         params={k: float(p.value) for k, p in v.items()},
+        shape=shape,
+        eta=eta if shape == "pvoigt" else None,
     )
