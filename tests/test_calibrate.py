@@ -30,8 +30,16 @@ def _ai(dist, poni1, poni2, rot1, rot2, shape=SHAPE):
     from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
     det = Detector(PIX, PIX, max_shape=shape)
-    return AzimuthalIntegrator(dist=dist, poni1=poni1, poni2=poni2, rot1=rot1, rot2=rot2, rot3=0.0,
-                               detector=det, wavelength=LAM)
+    return AzimuthalIntegrator(
+        dist=dist,
+        poni1=poni1,
+        poni2=poni2,
+        rot1=rot1,
+        rot2=rot2,
+        rot3=0.0,
+        detector=det,
+        wavelength=LAM,
+    )
 
 
 def _frame(tmp_path, name: str, dist_factor: float, center_shift_px: float = 10.0, seed: int = 7):
@@ -42,7 +50,9 @@ def _frame(tmp_path, name: str, dist_factor: float, center_shift_px: float = 10.
     ai = _ai(d, p1, p2, r1, r2)
     cal = get_calibrant(name)
     cal.wavelength = LAM
-    img = cal.fake_calibration_image(ai, resolution=0.02 if name == "AgBh" else 0.15, Imax=2000, Imin=20)
+    img = cal.fake_calibration_image(
+        ai, resolution=0.02 if name == "AgBh" else 0.15, Imax=2000, Imin=20
+    )
     data = np.random.default_rng(seed).poisson(img).astype(np.int32)
     f2d = ai.getFit2D()
     header = {
@@ -68,16 +78,40 @@ def _run_json(args, capsys):
 @pytest.mark.parametrize("name", ["AgBh", "LaB6"])
 def test_generated_tilted_frame_refines_to_truth(tmp_path, capsys, name):
     path, ai = _frame(tmp_path, name, 1.05)
-    d = _run_json(["calibrate", str(path), "--calibrant", name, "--from-header", "-o", str(tmp_path / "g.poni")], capsys)
-    for key in ("distance_m", "poni1_m", "poni2_m", "rot1_rad", "rot2_rad", "rot3_rad", "wavelength_m",
-                "rings_used", "residual_rms_inv_nm", "warnings"):
+    d = _run_json(
+        [
+            "calibrate",
+            str(path),
+            "--calibrant",
+            name,
+            "--from-header",
+            "-o",
+            str(tmp_path / "g.poni"),
+        ],
+        capsys,
+    )
+    for key in (
+        "distance_m",
+        "poni1_m",
+        "poni2_m",
+        "rot1_rad",
+        "rot2_rad",
+        "rot3_rad",
+        "wavelength_m",
+        "rings_used",
+        "residual_rms_inv_nm",
+        "warnings",
+    ):
         assert key in d
     dist, p1, p2, r1, r2 = TRUTH[name]
     assert abs(d["distance_m"] / dist - 1) < 1e-3
     assert abs(d["poni1_m"] - p1) / PIX < 0.3 and abs(d["poni2_m"] - p2) / PIX < 0.3
     assert abs(np.degrees(d["rot1_rad"] - r1)) < 0.05 and abs(np.degrees(d["rot2_rad"] - r2)) < 0.05
     f2d = ai.getFit2D()
-    assert abs(d["beam_center_x_px"] - f2d["centerX"]) < 0.3 and abs(d["beam_center_y_px"] - f2d["centerY"]) < 0.3
+    assert (
+        abs(d["beam_center_x_px"] - f2d["centerX"]) < 0.3
+        and abs(d["beam_center_y_px"] - f2d["centerY"]) < 0.3
+    )
     assert d["wavelength_m"] == LAM  # fixed unless asked
     assert d["rings_used"] >= 4
     # the header was 5 % and 10 px off: both said, naming the header
@@ -93,7 +127,9 @@ def test_generated_tilted_frame_refines_to_truth(tmp_path, capsys, name):
 
 def test_header_off_by_factor_two_is_refined_with_a_warning(tmp_path, capsys):
     path, _ = _frame(tmp_path, "AgBh", 2.0, center_shift_px=3.0)
-    d = _run_json(["calibrate", str(path), "--calibrant", "AgBh", "-o", str(tmp_path / "g.poni")], capsys)
+    d = _run_json(
+        ["calibrate", str(path), "--calibrant", "AgBh", "-o", str(tmp_path / "g.poni")], capsys
+    )
     assert abs(d["distance_m"] / TRUTH["AgBh"][0] - 1) < 1e-3
     assert any("header" in w and "factor 2" in w for w in d["warnings"]), d["warnings"]
 
@@ -102,7 +138,9 @@ def test_header_half_the_distance_is_refined_too(tmp_path, capsys):
     # a distance too short explains every ring of the lamellar comb (orders 2n): only the
     # lines it predicts and the frame lacks rule it out
     path, _ = _frame(tmp_path, "AgBh", 0.5, center_shift_px=0.0)
-    d = _run_json(["calibrate", str(path), "--calibrant", "AgBh", "-o", str(tmp_path / "g.poni")], capsys)
+    d = _run_json(
+        ["calibrate", str(path), "--calibrant", "AgBh", "-o", str(tmp_path / "g.poni")], capsys
+    )
     assert abs(d["distance_m"] / TRUTH["AgBh"][0] - 1) < 1e-3
     assert any("header" in w and "factor 0.5" in w for w in d["warnings"]), d["warnings"]
 
@@ -121,12 +159,38 @@ def test_rings_of_another_calibrant_give_one_line_error(tmp_path, capsys, wrong)
 def test_poni_guess_without_wavelength_needs_the_option(tmp_path, capsys):
     path, ai = _frame(tmp_path, "LaB6", 1.0, center_shift_px=0.0)
     guess = tmp_path / "guess.poni"
-    guess.write_text(f"Distance: {0.104}\nPoni1: {ai.poni1 + 5 * PIX}\nPoni2: {ai.poni2}\nPixelSize1: {PIX}\n"
-                     f"PixelSize2: {PIX}\n")
-    rc = main(["calibrate", str(path), "--calibrant", "LaB6", "--poni", str(guess), "-o", str(tmp_path / "g.poni")])
+    guess.write_text(
+        f"Distance: {0.104}\nPoni1: {ai.poni1 + 5 * PIX}\nPoni2: {ai.poni2}\nPixelSize1: {PIX}\n"
+        f"PixelSize2: {PIX}\n"
+    )
+    rc = main(
+        [
+            "calibrate",
+            str(path),
+            "--calibrant",
+            "LaB6",
+            "--poni",
+            str(guess),
+            "-o",
+            str(tmp_path / "g.poni"),
+        ]
+    )
     assert rc == 2 and "--wavelength-nm" in capsys.readouterr().err
-    d = _run_json(["calibrate", str(path), "--calibrant", "LaB6", "--poni", str(guess), "--energy-kev",
-                   str(1.239841984 / 0.1), "-o", str(tmp_path / "g.poni")], capsys)
+    d = _run_json(
+        [
+            "calibrate",
+            str(path),
+            "--calibrant",
+            "LaB6",
+            "--poni",
+            str(guess),
+            "--energy-kev",
+            str(1.239841984 / 0.1),
+            "-o",
+            str(tmp_path / "g.poni"),
+        ],
+        capsys,
+    )
     assert d["wavelength_m"] == pytest.approx(LAM, rel=1e-12)
     assert abs(d["distance_m"] / TRUTH["LaB6"][0] - 1) < 1e-3
     # the frame's own header (right here) is what the result is compared with
@@ -167,8 +231,19 @@ def test_calibrated_poni_carries_the_instrument_width(tmp_path, capsys):
     from saxsred.geometry import load_poni
 
     path, _ = _frame(tmp_path, "AgBh", 1.0, center_shift_px=0.0)
-    d = _run_json(["calibrate", str(path), "--calibrant", "AgBh", "-o", str(tmp_path / "g.poni"),
-                   "--figure", str(tmp_path / "g.png")], capsys)
+    d = _run_json(
+        [
+            "calibrate",
+            str(path),
+            "--calibrant",
+            "AgBh",
+            "-o",
+            str(tmp_path / "g.poni"),
+            "--figure",
+            str(tmp_path / "g.png"),
+        ],
+        capsys,
+    )
     geo = load_poni(tmp_path / "g.poni")
     assert geo.instrument_fwhm_inv_nm == pytest.approx(d["instrument_fwhm_inv_nm"])
     # the generator's width: a Gaussian of FWHM 0.02 deg in 2theta, i.e. dq = (2 pi / lambda) cos(theta) d2theta
@@ -180,7 +255,9 @@ def test_calibrated_poni_carries_the_instrument_width(tmp_path, capsys):
     assert (tmp_path / "g.png").stat().st_size > 10000
     # same frame, same options: same bytes
     first = (tmp_path / "g.poni").read_bytes()
-    _run_json(["calibrate", str(path), "--calibrant", "AgBh", "-o", str(tmp_path / "g.poni")], capsys)
+    _run_json(
+        ["calibrate", str(path), "--calibrant", "AgBh", "-o", str(tmp_path / "g.poni")], capsys
+    )
     assert (tmp_path / "g.poni").read_bytes() == first
 
 
@@ -191,8 +268,41 @@ def test_sample_data_agbh_gives_the_demo_instrument_width(tmp_path, capsys):
     from saxsred.geometry import load_poni
 
     frame = Path(__file__).resolve().parents[1] / "sample_data" / "agbh.edf"
-    d = _run_json(["calibrate", str(frame), "--calibrant", "AgBh", "-o", str(tmp_path / "s.poni")], capsys)
+    d = _run_json(
+        ["calibrate", str(frame), "--calibrant", "AgBh", "-o", str(tmp_path / "s.poni")], capsys
+    )
     assert d["instrument_fwhm_inv_nm"] == pytest.approx(0.012, abs=0.0005)
     assert load_poni(tmp_path / "s.poni").instrument_fwhm_inv_nm == pytest.approx(0.012, abs=0.0005)
     # the header of the sample frame is right: no warning about it
     assert not any("header" in w for w in d["warnings"])
+
+
+def test_peaks_uses_the_instrument_width_the_geometry_carries_and_says_so(tmp_path, capsys):
+    """calibrate (AgBh) -> reduce with that PONI -> peaks: the width comes from the geometry by default."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    poni = tmp_path / "cal.poni"
+    d = _run_json(
+        [
+            "calibrate",
+            str(root / "sample_data" / "agbh.edf"),
+            "--calibrant",
+            "AgBh",
+            "-o",
+            str(poni),
+        ],
+        capsys,
+    )
+    frames = [str(root / "sample_data" / f) for f in ("sp_001.edf", "dilute.edf")]
+    mask = str(root / "calibration" / "saxs_mask.edf")
+    rc = main(["reduce", *frames, "--poni", str(poni), "--mask", mask, "-o", str(tmp_path / "red")])
+    capsys.readouterr()
+    assert rc == 0
+    red = tmp_path / "red"
+    rc = main(["peaks", str(red / "sp_001.dat"), "--dilute", str(red / "dilute.dat"), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert rc == 0
+    assert out["instrument_fwhm_inv_nm"] == pytest.approx(d["instrument_fwhm_inv_nm"], rel=1e-12)
+    assert "cal.poni" in out["instrument_width_source"]
+    assert any("from the geometry" in n for n in out["notes"])
