@@ -31,7 +31,7 @@ from . import _kernels as K
 DEFAULT_QDR = 0.05
 
 
-def _chunks() -> int:
+def n_chunks() -> int:
     return max(1, 4 * get_num_threads())
 
 
@@ -44,7 +44,7 @@ def pair_distance_histogram(positions_nm, bin_nm: float) -> tuple[np.ndarray, np
         return np.zeros(0), np.zeros(0)
     span = pos.max(axis=0) - pos.min(axis=0)
     nbins = int(math.sqrt(float(np.sum(span * span))) / bin_nm) + 2
-    cnt, rs = K.pair_histogram(pos, 1.0 / bin_nm, nbins, _chunks())
+    cnt, rs = K.pair_histogram(pos, 1.0 / bin_nm, nbins, n_chunks())
     cnt = cnt.sum(axis=0)
     rs = rs.sum(axis=0)
     ok = cnt > 0
