@@ -306,3 +306,50 @@ def test_peaks_uses_the_instrument_width_the_geometry_carries_and_says_so(tmp_pa
     assert out["instrument_fwhm_inv_nm"] == pytest.approx(d["instrument_fwhm_inv_nm"], rel=1e-12)
     assert "cal.poni" in out["instrument_width_source"]
     assert any("from the geometry" in n for n in out["notes"])
+
+
+def test_reduce_and_info_take_the_geometry_overrides(tmp_path, capsys):
+    """--wavelength-nm / --energy-kev supply a PONI's missing wavelength; --dioptas converts a Dioptas PONI."""
+    from pathlib import Path
+
+    from saxsred.geometry import from_dioptas, load_poni
+
+    root = Path(__file__).resolve().parents[1]
+    frame = str(root / "sample_data" / "agbh.edf")
+    truth = load_poni(root / "calibration" / "saxs_1m.poni")
+    nolam = tmp_path / "nolam.poni"
+    nolam.write_text(
+        "".join(
+            line
+            for line in (root / "calibration" / "saxs_1m.poni").read_text().splitlines(True)
+            if not line.startswith("Wavelength")
+        )
+    )
+    assert main(["info", frame, "--poni", str(nolam), "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["geometry"] is None and "--wavelength-nm" in d["geometry_error"]
+    assert main(["info", frame, "--poni", str(nolam), "--wavelength-nm", "0.10129", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["geometry"]["wavelength_m"] == pytest.approx(
+        1.0129e-10
+    )
+    rc = main(
+        [
+            "reduce",
+            frame,
+            "--poni",
+            str(nolam),
+            "--energy-kev",
+            str(1.239841984 / 0.10129),
+            "-o",
+            str(tmp_path / "red"),
+        ]
+    )
+    capsys.readouterr()
+    assert rc == 0 and '"wavelength_m": 1.0129' in (tmp_path / "red" / "agbh.dat").read_text()
+    # a Dioptas PONI of this frame (geometry of the flipped image), converted back by --dioptas
+    dio = tmp_path / "dioptas.poni"
+    from_dioptas(truth).write_poni(dio)
+    assert main(["info", frame, "--poni", str(dio), "--dioptas", "--json"]) == 0
+    g = json.loads(capsys.readouterr().out)["geometry"]
+    assert g["poni1_m"] == pytest.approx(truth.poni1_m, abs=1e-12)
+    assert g["beam_center_y_px"] == pytest.approx(110.7, abs=1e-6)

@@ -60,6 +60,52 @@ def apply_geometry_overrides(
     )
 
 
+def has_geometry_overrides(args: argparse.Namespace) -> bool:
+    """True when ``--wavelength-nm``, ``--energy-kev`` or ``--dioptas`` was given."""
+    return (
+        getattr(args, "wavelength_nm", None) is not None
+        or getattr(args, "energy_kev", None) is not None
+        or bool(getattr(args, "dioptas", False))
+    )
+
+
+def geometry_with_overrides(
+    poni, args: argparse.Namespace, frame_path: str, accept_implausible: bool = False
+):
+    """The geometry ``reduce``/``info`` use: ``poni`` (a path or None: the frame's header) with the
+    override options applied, as a :class:`~saxsred.geometry.Geometry`; ``poni`` itself if none was given.
+
+    A PONI without a wavelength is read with the one given; without ``--poni`` the header of
+    ``frame_path`` gives the geometry (the first frame's, for every frame), with its wavelength replaced.
+    """
+    from dataclasses import replace
+
+    from ..geometry import from_dioptas, geometry_from_metadata, load_geometry
+    from ..io.frames import read_frame
+
+    if not has_geometry_overrides(args):
+        return poni
+    lam = override_wavelength_m(args)
+    frame = read_frame(frame_path)
+    shape = tuple(frame.data.shape)
+    if poni is not None and not hasattr(poni, "dist_m"):
+        geo = load_geometry(poni, shape, accept_implausible=accept_implausible, wavelength_m=lam)
+    elif poni is not None:
+        geo = poni
+    else:
+        if getattr(args, "dioptas", False):
+            raise ParameterError("--dioptas converts a Dioptas PONI: give it with --poni")
+        meta = frame.metadata if lam is None else replace(frame.metadata, wavelength_m=lam)
+        geo = geometry_from_metadata(
+            meta, shape, source=frame_path, accept_implausible=accept_implausible
+        )
+    if lam is not None:
+        geo = replace(geo, wavelength_m=lam)
+    if getattr(args, "dioptas", False):
+        geo = from_dioptas(geo, shape)
+    return geo
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "calibrate",

@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from .calibrate import add_geometry_override_arguments, geometry_with_overrides
+
 
 class StageChoices:
     """An option's choices, read from the stage module on first use (``saxsred --help`` and
@@ -49,6 +51,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="geometry: pyFAI PONI file, EDNA XML, or a frame whose ESRF header has it (default: each frame's own header)",
     )
     p.add_argument("--mask", help="mask file (EDF, TIFF, NPY, pyFAI .mask); non-zero = masked")
+    add_geometry_override_arguments(p)
     p.add_argument("--dark", help="dark frame (counts, same exposure)")
     p.add_argument("--flat", help="flat-field frame (relative efficiency)")
     p.add_argument(
@@ -191,6 +194,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--poni",
         help="geometry: PONI file, EDNA XML or a frame with an ESRF header (default: the frame's own header)",
     )
+    add_geometry_override_arguments(p)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_info)
 
@@ -277,6 +281,7 @@ def _reduce(args: argparse.Namespace) -> int:
         from ..geometry import load_geometry
 
         poni = load_geometry(args.poni, accept_implausible=True)
+    poni = geometry_with_overrides(poni, args, args.frames[0], getattr(args, "accept_implausible", False))
     job = ReduceJob(
         corrections=corr,
         poni=poni,
@@ -363,7 +368,7 @@ def _info(args: argparse.Namespace) -> int:
         "header": frame.header,
     }
     try:
-        geo = geometry_for(frame, args.poni)
+        geo = geometry_for(frame, geometry_with_overrides(args.poni, args, args.frame))
         info["geometry"] = geo.as_dict()
         bx, by = geo.with_shape(frame.data.shape).beam_center_px()
         info["geometry"]["beam_center_x_px"] = bx
