@@ -29,7 +29,11 @@ N = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(
     max_examples=N,
     deadline=10000,  # ms per example: a reader that hangs fails here (loose: 2 shared cores)
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
     derandomize=True,  # the same examples every run (reproducible suite)
     database=None,
 )
@@ -78,12 +82,23 @@ def mutated_lines(draw, base: str) -> str:
         elif op == "value" and (":" in lines[i] or "=" in lines[i]):
             sep = ":" if ":" in lines[i] else "="
             k = lines[i].split(sep, 1)[0]
-            v = draw(st.one_of(_TEXT, st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                               st.sampled_from(["", "nan", "-1", "0", "1e308", "1e-320", "[]", "{", '"x"', "true"])))
+            v = draw(
+                st.one_of(
+                    _TEXT,
+                    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+                    st.sampled_from(
+                        ["", "nan", "-1", "0", "1e308", "1e-320", "[]", "{", '"x"', "true"]
+                    ),
+                )
+            )
             lines[i] = f"{k}{sep} {v}"
         elif op == "key" and lines[i]:
             j = draw(st.integers(0, len(lines[i]) - 1))
-            lines[i] = lines[i][:j] + draw(st.sampled_from(["", "x", " ", ":", "=", "#", "[", "\""])) + lines[i][j + 1 :]
+            lines[i] = (
+                lines[i][:j]
+                + draw(st.sampled_from(["", "x", " ", ":", "=", "#", "[", '"']))
+                + lines[i][j + 1 :]
+            )
     return "\n".join(lines) + draw(st.sampled_from(["", "\n"]))
 
 
@@ -121,20 +136,60 @@ def test_fuzz_poni(tmp_path_factory, text):
     geo = _expect_ok_or_one_line(lambda: load_poni(p), "poni")
     if geo is not None:  # what is accepted is a usable, plausible geometry
         assert 1e-3 <= geo.dist_m <= 100 and 1e-12 <= geo.wavelength_m <= 2e-9
-        assert all(math.isfinite(v) for v in (geo.poni1_m, geo.poni2_m, geo.rot1_rad, geo.rot2_rad, geo.rot3_rad))
+        assert all(
+            math.isfinite(v)
+            for v in (geo.poni1_m, geo.poni2_m, geo.rot1_rad, geo.rot2_rad, geo.rot3_rad)
+        )
     _expect_ok_or_one_line(lambda: load_geometry(p), "poni")
 
 
 # ---------------------------------------------------------------------------------- EDF
 
-_EDF_KEYS = ["Center_1", "Center_2", "PSize_1", "PSize_2", "SampleDistance", "WaveLength", "Dummy", "DDummy",
-             "Intensity1", "Intensity0", "ExposureTime", "DetectorRotation_1", "Rot_2", "Delta", "Gamma",
-             "BSize_1", "SampleThickness", "HSI1", "HSI1Factor", "Transmission", "NormalizationFactor",
-             "DataType", "Dim_1", "Dim_2", "ByteOrder", "Size"]
+_EDF_KEYS = [
+    "Center_1",
+    "Center_2",
+    "PSize_1",
+    "PSize_2",
+    "SampleDistance",
+    "WaveLength",
+    "Dummy",
+    "DDummy",
+    "Intensity1",
+    "Intensity0",
+    "ExposureTime",
+    "DetectorRotation_1",
+    "Rot_2",
+    "Delta",
+    "Gamma",
+    "BSize_1",
+    "SampleThickness",
+    "HSI1",
+    "HSI1Factor",
+    "Transmission",
+    "NormalizationFactor",
+    "DataType",
+    "Dim_1",
+    "Dim_2",
+    "ByteOrder",
+    "Size",
+]
 _VALUES = st.one_of(
     st.floats(allow_nan=True, allow_infinity=True, width=64).map(repr),
     st.integers(-(10**12), 10**12).map(str),
-    st.sampled_from(["", "nan", "-0", "1e400", "abc", "1 2 3", "FloatValue", "UnsignedShort", "HighByteFirst", "-1"]),
+    st.sampled_from(
+        [
+            "",
+            "nan",
+            "-0",
+            "1e400",
+            "abc",
+            "1 2 3",
+            "FloatValue",
+            "UnsignedShort",
+            "HighByteFirst",
+            "-1",
+        ]
+    ),
     st.text(alphabet="0123456789.eE+- abc;=}", max_size=12),
 )
 
@@ -156,22 +211,44 @@ def test_fuzz_edf_header(tmp_path_factory, header, keep_geometry, ndata):
     from saxsred.geometry import geometry_from_metadata
     from saxsred.io.frames import read_frame
 
-    base = {"HeaderID": "EH:000001:000000:000000", "ByteOrder": "LowByteFirst", "DataType": "FloatValue",
-            "Dim_1": "30", "Dim_2": "40", "Size": str(40 * 30 * 4), "Image": "1"}
+    base = {
+        "HeaderID": "EH:000001:000000:000000",
+        "ByteOrder": "LowByteFirst",
+        "DataType": "FloatValue",
+        "Dim_1": "30",
+        "Dim_2": "40",
+        "Size": str(40 * 30 * 4),
+        "Image": "1",
+    }
     if keep_geometry:
-        base.update({"Center_1": "15", "Center_2": "20", "PSize_1": "1e-4", "PSize_2": "1e-4",
-                     "SampleDistance": "1", "WaveLength": "1e-10"})
+        base.update(
+            {
+                "Center_1": "15",
+                "Center_2": "20",
+                "PSize_1": "1e-4",
+                "PSize_2": "1e-4",
+                "SampleDistance": "1",
+                "WaveLength": "1e-10",
+            }
+        )
     base.update(header)
-    data = np.arange(40 * 30, dtype="<f4").tobytes()[:ndata] + struct.pack("<f", 1.0) * max(0, (ndata - 4800) // 4)
+    data = np.arange(40 * 30, dtype="<f4").tobytes()[:ndata] + struct.pack("<f", 1.0) * max(
+        0, (ndata - 4800) // 4
+    )
     p = _write(tmp_path_factory.mktemp("edf"), "f.edf", _edf_bytes(base, data))
     fr = _expect_ok_or_one_line(lambda: read_frame(p), "edf")
     if fr is not None:
         assert fr.data.ndim == 2 and fr.data.size > 0
-        _expect_ok_or_one_line(lambda: geometry_from_metadata(fr.metadata, fr.data.shape, source=str(p)), "edf")
+        _expect_ok_or_one_line(
+            lambda: geometry_from_metadata(fr.metadata, fr.data.shape, source=str(p)), "edf"
+        )
 
 
 @FUZZ
-@given(blob=st.binary(max_size=3000), prefix=st.sampled_from([b"", b"{\n", b"\x89HDF\r\n\x1a\n", b"II*\x00", b"###CBF"]))
+@given(
+    blob=st.binary(max_size=3000),
+    prefix=st.sampled_from([b"", b"{\n", b"\x89HDF\r\n\x1a\n", b"II*\x00", b"###CBF"]),
+)
 def test_fuzz_frame_bytes(tmp_path_factory, blob, prefix):
     from saxsred.io.frames import read_frame
 
@@ -216,8 +293,10 @@ _CURVE = """# saxsred 1-D curve
 0.5 4.5 0.6
 0.6 4.0 0.5
 """
-_NUMS = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
-                  st.sampled_from(["", "x", "1,2", "1e999", "-0", "nan", "#"]))
+_NUMS = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.sampled_from(["", "x", "1,2", "1e999", "-0", "nan", "#"]),
+)
 
 
 @FUZZ
@@ -227,8 +306,17 @@ _NUMS = st.one_of(st.floats(allow_nan=True, allow_infinity=True).map(repr),
         _TEXT,
         st.lists(st.lists(_NUMS, min_size=1, max_size=4).map(" ".join), max_size=12).map("\n".join),
     ),
-    header=st.sampled_from(["", "# 2th_deg I\n", "# q (1/Angstrom), I\n", "### DATA:\n", "# x_unit: chi_deg\n",
-                            "# Wavelength: 1e-10 m\n# 2th_deg I\n", "# x_unit: parsec\n"]),
+    header=st.sampled_from(
+        [
+            "",
+            "# 2th_deg I\n",
+            "# q (1/Angstrom), I\n",
+            "### DATA:\n",
+            "# x_unit: chi_deg\n",
+            "# Wavelength: 1e-10 m\n# 2th_deg I\n",
+            "# x_unit: parsec\n",
+        ]
+    ),
     suffix=st.sampled_from([".dat", ".xy", ".txt"]),
 )
 def test_fuzz_curve_text(tmp_path_factory, text, header, suffix):

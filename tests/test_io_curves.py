@@ -227,7 +227,14 @@ def test_cli_refuses_2theta_curve_without_wavelength(tmp_path, capsys):
     from saxsred.cli import main
 
     tth = np.linspace(1.0, 30.0, 400)
-    p = _write(tmp_path, "x.xy", "# 2th_deg I\n", tth, 10 + np.exp(-((tth - 12) ** 2) / 0.01), np.ones_like(tth))
+    p = _write(
+        tmp_path,
+        "x.xy",
+        "# 2th_deg I\n",
+        tth,
+        10 + np.exp(-((tth - 12) ** 2) / 0.01),
+        np.ones_like(tth),
+    )
     rc = main(["peaks", str(p), "--json"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "no wavelength" in err

@@ -285,4 +285,7 @@ def test_info_shows_where_each_value_came_from(capsys):
     assert main(["info", str(p), "--poni", str(p.with_suffix(".xml"))]) == 0
     out = capsys.readouterr().out
     assert "exposure_s             0.5   <- EDNA XML WT_001_00001.xml <exposureTime>" in out
-    assert "normalization_factor   0.001003381   <- EDNA XML WT_001_00001.xml <normalizationFactor>" in out
+    assert (
+        "normalization_factor   0.001003381   <- EDNA XML WT_001_00001.xml <normalizationFactor>"
+        in out
+    )

@@ -585,7 +585,9 @@ def write_nxcansas(
     """
     p = Path(path)
     if prov_json is None:  # as write_curves does: the unit NXcanSAS cannot name stays in provenance
-        prov_json = prov_mod.to_json({**curve.provenance, "intensity_unit": curve.unit}, indent=None)
+        prov_json = prov_mod.to_json(
+            {**curve.provenance, "intensity_unit": curve.unit}, indent=None
+        )
     prov = prov_json.encode()
     prov_len = -(-max(len(prov), 1) // 1024) * 1024
     title_b = (title or curve.name or "saxsred curve").encode()

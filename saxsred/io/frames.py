@@ -543,10 +543,31 @@ def _check_path(path: str | os.PathLike) -> Path:
     return p
 
 
-_EDF_BYTES = {"unsignedbyte": 1, "signedbyte": 1, "unsigned8": 1, "signed8": 1, "unsignedshort": 2, "signedshort": 2,
-              "unsigned16": 2, "signed16": 2, "unsignedinteger": 4, "signedinteger": 4, "unsigned32": 4, "signed32": 4,
-              "unsignedlong": 4, "signedlong": 4, "floatvalue": 4, "float": 4, "floatieee32": 4, "real": 4,
-              "doublevalue": 8, "double": 8, "floatieee64": 8, "signed64": 8, "unsigned64": 8}
+_EDF_BYTES = {
+    "unsignedbyte": 1,
+    "signedbyte": 1,
+    "unsigned8": 1,
+    "signed8": 1,
+    "unsignedshort": 2,
+    "signedshort": 2,
+    "unsigned16": 2,
+    "signed16": 2,
+    "unsignedinteger": 4,
+    "signedinteger": 4,
+    "unsigned32": 4,
+    "signed32": 4,
+    "unsignedlong": 4,
+    "signedlong": 4,
+    "floatvalue": 4,
+    "float": 4,
+    "floatieee32": 4,
+    "real": 4,
+    "doublevalue": 8,
+    "double": 8,
+    "floatieee64": 8,
+    "signed64": 8,
+    "unsigned64": 8,
+}
 # The most pixels a frame may declare (a 100-megapixel detector has 1e8).
 MAX_FRAME_PIXELS = 2**30
 
@@ -575,15 +596,21 @@ def _edf_precheck(p: Path) -> None:
         try:
             n = int(float(h[key]))
         except (ValueError, OverflowError):
-            raise InputError(f"{p}: EDF header {key} = {h[key][:20]!r} is not a whole number; the header is damaged") from None
+            raise InputError(
+                f"{p}: EDF header {key} = {h[key][:20]!r} is not a whole number; the header is damaged"
+            ) from None
         if n <= 0:
             raise InputError(f"{p}: EDF header {key} = {n} must be positive; the header is damaged")
         dims.append(n)
     npix = math.prod(dims) if dims else 0
     if npix > MAX_FRAME_PIXELS:
-        raise InputError(f"{p}: EDF header declares {npix:.3g} pixels (Dim_1 x Dim_2); the header is damaged")
+        raise InputError(
+            f"{p}: EDF header declares {npix:.3g} pixels (Dim_1 x Dim_2); the header is damaged"
+        )
     nbytes = npix * _EDF_BYTES.get(h.get("DataType", "").lower(), 1)
-    compressed = any(k.lower() == "compression" and v.lower() not in ("none", "") for k, v in h.items())
+    compressed = any(
+        k.lower() == "compression" and v.lower() not in ("none", "") for k, v in h.items()
+    )
     if nbytes and not compressed and p.suffix.lower() == ".edf" and nbytes > p.stat().st_size:
         raise InputError(
             f"{p}: EDF header declares {nbytes} bytes of data but the file has {p.stat().st_size}; "
