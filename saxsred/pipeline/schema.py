@@ -120,6 +120,12 @@ SECTION_KEYS: dict[str, dict[str, tuple[str, Any]]] = {
         "saturation": ("float", _pos),
         "mask_dummy": ("bool", None),
         "mask_negative": ("bool", None),
+        # issue 14: the options pyFAI users expect (same names as saxsred.reduce.Corrections)
+        "error_model": ("str", _enum("poisson", "azimuthal", "none")),
+        "mask_below": ("float", None),
+        "mask_above": ("float", None),
+        "beamstop_radius_px": ("float", _pos),
+        "beamstop_auto": ("bool", None),
     },
 }
 
