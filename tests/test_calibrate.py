@@ -353,3 +353,32 @@ def test_reduce_and_info_take_the_geometry_overrides(tmp_path, capsys):
     g = json.loads(capsys.readouterr().out)["geometry"]
     assert g["poni1_m"] == pytest.approx(truth.poni1_m, abs=1e-12)
     assert g["beam_center_y_px"] == pytest.approx(110.7, abs=1e-6)
+
+
+def test_recipe_geometry_overrides(tmp_path, capsys):
+    """A recipe's [geometry] wavelength_nm (or energy_kev) supplies a PONI's missing wavelength."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "sample_data" / "agbh.edf", tmp_path / "agbh.edf")
+    (tmp_path / "nolam.poni").write_text(
+        "".join(
+            line
+            for line in (root / "calibration" / "saxs_1m.poni").read_text().splitlines(True)
+            if not line.startswith("Wavelength")
+        )
+    )
+    recipe = tmp_path / "r.toml"
+    body = (
+        '[recipe]\nname = "t"\ndata = "."\n\n[geometry]\nponi = "nolam.poni"\n{extra}\n\n'
+        '[corrections]\nmonitor = "none"\n\n[[step]]\nname = "reduce"\nkind = "reduce"\ninputs = ["agbh.edf"]\n'
+    )
+    recipe.write_text(body.format(extra=""))
+    assert main(["run", str(recipe), "-o", str(tmp_path / "out0")]) != 0
+    assert "Wavelength" in capsys.readouterr().out  # the run reports the failed unit
+    recipe.write_text(body.format(extra=f"energy_kev = {1.239841984 / 0.10129!r}"))
+    assert main(["run", str(recipe), "-o", str(tmp_path / "out")]) == 0
+    capsys.readouterr()
+    dat = next((tmp_path / "out").rglob("agbh.dat"))
+    assert '"wavelength_m": 1.0129' in dat.read_text()

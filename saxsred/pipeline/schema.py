@@ -102,7 +102,14 @@ SECTION_KEYS: dict[str, dict[str, tuple[str, Any]]] = {
         "data": ("str", None),
         "output": ("str", None),
     },
-    "geometry": {"poni": ("str", None), "mask": ("str", None)},
+    "geometry": {
+        "poni": ("str", None),
+        "mask": ("str", None),
+        # overrides of the PONI (saxsred reduce --wavelength-nm / --energy-kev / --dioptas)
+        "wavelength_nm": ("float", None),
+        "energy_kev": ("float", None),
+        "dioptas": ("bool", None),
+    },
     "corrections": {
         "dark": ("str", None),
         "flat": ("str", None),
