@@ -163,7 +163,16 @@ def run_demo(
     outputs += write_curves([replace(s_curve, name="s_eff")], str(out / "curves"), formats=("dat",))
     outputs.append(save(plot_structure_factor(sq), out / "structure_factor.png"))
     log("4/5 peaks: fit, index, lattice parameter, coherence length")
-    res_fwhm = instrument_fwhm_from_calibrant(agbh)
+    # the instrument width is the calibrated geometry's: calibrate on the AgBh frame
+    # (pyFAI rings, refined geometry, FWHM of its lowest ring), as a user runs 'saxsred calibrate'
+    from .calibrate import calibrate_frame, poni_text
+    from .io.atomic import write_text_atomic
+
+    cal = calibrate_frame(read_frame(data / "agbh.edf"), "AgBh", mask=corr.mask)
+    res_fwhm = cal.geometry.instrument_fwhm_inv_nm or instrument_fwhm_from_calibrant(agbh)
+    write_text_atomic(out / "agbh_calibration.poni", poni_text(cal))
+    outputs.append(str(out / "agbh_calibration.poni"))
+    summary["instrument_width_source"] = "geometry calibrated on agbh.edf (agbh_calibration.poni)"
     pk = analyze_peaks(s_curve, lattice="auto", edge_nm=ff.edge_nm, instrument_fwhm_inv_nm=res_fwhm)
     pj = pk.to_json_dict()
     summary["peaks"] = pj
