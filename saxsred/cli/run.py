@@ -104,6 +104,9 @@ def _overrides(p: argparse.ArgumentParser) -> None:
     )
     s = argparse.SUPPRESS  # absent = the recipe's value
     g.add_argument("--poni", default=s, help="geometry file")
+    g.add_argument("--wavelength-nm", type=float, default=s, metavar="X", help="wavelength (nm) for the PONI")
+    g.add_argument("--energy-kev", type=float, default=s, metavar="E", help="photon energy (keV) for the PONI")
+    g.add_argument("--dioptas", action="store_true", default=s, help="the PONI is Dioptas' (flipped image)")
     g.add_argument("--mask", default=s, help="mask file (non-zero = masked)")
     g.add_argument("--dark", default=s, help="dark frame")
     g.add_argument("--flat", default=s, help="flat-field frame")
@@ -143,6 +146,9 @@ def recipe_overrides(args: argparse.Namespace) -> dict:
         o["polarization_factor"] = False  # the recipe's spelling of "off"
     if "poni" in vars(args):
         o["poni"] = args.poni
+    for k in ("wavelength_nm", "energy_kev", "dioptas"):  # [geometry] overrides of the PONI
+        if k in vars(args):
+            o[k] = getattr(args, k)
     for k in ("poni", "mask", "dark", "flat"):
         if k in o:
             o[k] = os.path.abspath(o[k])
