@@ -384,6 +384,8 @@ def test_recipe_geometry_overrides(tmp_path, capsys):
     assert '"wavelength_m": 1.0129' in dat.read_text()
     # the same from the command line: run --energy-kev overrides the recipe's [geometry]
     recipe.write_text(body.format(extra=""))
-    assert main(["run", str(recipe), "--wavelength-nm", "0.10129", "-o", str(tmp_path / "out2")]) == 0
+    assert (
+        main(["run", str(recipe), "--wavelength-nm", "0.10129", "-o", str(tmp_path / "out2")]) == 0
+    )
     capsys.readouterr()
     assert '"wavelength_m": 1.0129' in next((tmp_path / "out2").rglob("agbh.dat")).read_text()
