@@ -60,6 +60,7 @@ def test_debye_histogram_matches_direct_sum_within_stated_accuracy(kind):
 
 def test_debye_matches_freud_for_isolated_supraparticle():
     import freud  # a declared test dependency: missing is a failure, not a skip
+
     sp = build_supraparticle(
         "SC", A, E, (12, 12, 14), vacancies_bulk=0.02, disorder_pos_nm=0.5, rng=2
     )
@@ -280,3 +281,32 @@ def test_builder_vacancy_counts_seed_and_errors():
     assert len(sizes) == 50 and 9 < np.mean([s[0] for s in sizes]) < 15
     for lat, per_cell in (("BCC", 2), ("FCC", 4), ("A15", 8)):
         assert build_supraparticle(lat, 20.0, E, (3, 3, 3)).n == 27 * per_cell
+
+
+def test_finite_size_and_envelope_shifts_of_peak_positions():
+    """Peak maxima (parabola through the top) of S(q) and of aligned-cube S_eff against 2 pi sqrt(N)/a.
+
+    S(q) of a finite crystal: the powder average shifts low orders by about +0.1 % (16 cells).
+    S_eff of aligned cubes: the oriented envelope |F|^2/P tilts each ring; the shift is
+    printed per ring and shrinks as the crystal grows (spots narrower than the envelope).
+    """
+    shifts = {}
+    for n in (12, 16):
+        sp = build_supraparticle("SC", A, E, (n, n, n))
+        w = 2 * math.pi / (n * A)
+        for big_n in (1, 2, 4, 5):
+            qg = G1 * math.sqrt(big_n)
+            q = np.linspace(qg - 0.5 * w, qg + 0.5 * w, 21)
+            top = []
+            for kind in ("structure", "effective"):
+                c = np.polyfit(q - qg, scatter(sp, q, kind).intensity, 2)
+                top.append(qg - c[1] / (2 * c[0]))
+            if n == 16:
+                assert abs(top[0] / qg - 1) < 1.5e-3, (big_n, top[0] / qg - 1)
+            shifts[n, big_n] = top[1] / top[0] - 1
+            print(
+                f"{n} cells, N = {big_n}: S(q) {100 * (top[0] / qg - 1):+.3f} %, envelope shift of S_eff {100 * shifts[n, big_n]:+.3f} %"
+            )
+    for big_n in (1, 2, 4, 5):
+        assert abs(shifts[16, big_n]) <= abs(shifts[12, big_n]) + 2e-4
+        assert abs(shifts[16, big_n]) < 0.01
