@@ -5,9 +5,10 @@
   (``method="decoupling"``) I = N [<P> + |<F>|^2 (S - 1)], S from the Debye histogram
   (:mod:`.debye`) and <F>, <P> orientation averages of one cube. Decoupling is exact in
   expectation only for orientations uncorrelated with positions; for cubes aligned with
-  their lattice it misses the oriented weights |F(G)|^2 of each reflection: measured on a
-  perfect 8^3 SC block of 9.5 nm cubes at a = 11.4 nm it puts the (111) line 20-30 times
-  too high relative to (100) (tests/test_structures_scatter.py prints the figure).
+  their lattice it misses the oriented weights |F(G)|^2 of each reflection: on a perfect
+  12^3 SC block of 9.5 nm cubes at a = 11.4 nm it keeps the (111) line that the exact
+  average suppresses (the (111)/(100) area ratio comes out more than 5x too high;
+  tests/test_structures.py prints both). Its cost is the Debye histogram's.
 - ``kind="effective"``: I / (N <P>), what a measured curve divided by its dilute curve gives.
 - ``kind="structure"``: S(q) of the centres alone (Debye).
 - ``resolution_fwhm_nm``: Gaussian smearing in q (FWHM), renormalised over the grid at its ends.
