@@ -78,14 +78,17 @@ def main() -> None:
 
                 span = float(np.max(np.ptp(pos, axis=0)))
                 box = freud.box.Box.cube(2.5 * span)
+                # freud sums all pairs for every k: 50 k values timed, scaled to 500 (cost ~ k)
                 sf = freud.diffraction.StaticStructureFactorDebye(
-                    num_k_values=500, k_max=2.0, k_min=0.05
+                    num_k_values=50, k_max=2.0, k_min=0.05
                 )
                 p32 = pos.astype(np.float32)
-                t_freud = best_of(
+                t_freud = 10.0 * best_of(
                     lambda sf=sf, box=box, p32=p32: sf.compute((box, p32), reset=True), 1
                 )
-                line += f"; freud {t_freud:8.2f} s = {t_freud / t_ours:6.1f}x saxsred"
+                line += (
+                    f"; freud {t_freud:8.2f} s (50 k timed x 10) = {t_freud / t_ours:6.1f}x saxsred"
+                )
             except ImportError:
                 line += "; freud not installed (pip install freud-analysis)"
         print(line)
