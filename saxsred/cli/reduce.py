@@ -281,7 +281,9 @@ def _reduce(args: argparse.Namespace) -> int:
         from ..geometry import load_geometry
 
         poni = load_geometry(args.poni, accept_implausible=True)
-    poni = geometry_with_overrides(poni, args, args.frames[0], getattr(args, "accept_implausible", False))
+    poni = geometry_with_overrides(
+        poni, args, args.frames[0], getattr(args, "accept_implausible", False)
+    )
     job = ReduceJob(
         corrections=corr,
         poni=poni,

@@ -104,9 +104,15 @@ def _overrides(p: argparse.ArgumentParser) -> None:
     )
     s = argparse.SUPPRESS  # absent = the recipe's value
     g.add_argument("--poni", default=s, help="geometry file")
-    g.add_argument("--wavelength-nm", type=float, default=s, metavar="X", help="wavelength (nm) for the PONI")
-    g.add_argument("--energy-kev", type=float, default=s, metavar="E", help="photon energy (keV) for the PONI")
-    g.add_argument("--dioptas", action="store_true", default=s, help="the PONI is Dioptas' (flipped image)")
+    g.add_argument(
+        "--wavelength-nm", type=float, default=s, metavar="X", help="wavelength (nm) for the PONI"
+    )
+    g.add_argument(
+        "--energy-kev", type=float, default=s, metavar="E", help="photon energy (keV) for the PONI"
+    )
+    g.add_argument(
+        "--dioptas", action="store_true", default=s, help="the PONI is Dioptas' (flipped image)"
+    )
     g.add_argument("--mask", default=s, help="mask file (non-zero = masked)")
     g.add_argument("--dark", default=s, help="dark frame")
     g.add_argument("--flat", default=s, help="flat-field frame")

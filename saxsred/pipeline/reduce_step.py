@@ -127,7 +127,9 @@ def corrections_for_step(
             )
         poni = str(pp)
         prov["poni_file"] = prov_mod.input_record(pp)
-    overrides = {k: geo.get(k) for k in ("wavelength_nm", "energy_kev", "dioptas") if geo.get(k) is not None}
+    overrides = {
+        k: geo.get(k) for k in ("wavelength_nm", "energy_kev", "dioptas") if geo.get(k) is not None
+    }
     if overrides:
         poni = geometry_with_recipe_overrides(poni, overrides, recipe)
     return corrections_from_mapping(o, provenance=prov), poni
@@ -138,11 +140,18 @@ def geometry_with_recipe_overrides(poni: str | None, overrides: dict[str, Any], 
     from ..geometry import apply_overrides, load_geometry, wavelength_from
 
     if poni is None:
-        raise InputError(f"{recipe.source}: [geometry] {', '.join(overrides)} override a PONI: give 'poni' too")
+        raise InputError(
+            f"{recipe.source}: [geometry] {', '.join(overrides)} override a PONI: give 'poni' too"
+        )
     lam = wavelength_from(overrides.get("wavelength_nm"), overrides.get("energy_kev"))
     geo = load_geometry(poni, wavelength_m=lam)
-    return apply_overrides(geo, overrides.get("wavelength_nm"), overrides.get("energy_kev"),
-                           bool(overrides.get("dioptas")), geo.shape)
+    return apply_overrides(
+        geo,
+        overrides.get("wavelength_nm"),
+        overrides.get("energy_kev"),
+        bool(overrides.get("dioptas")),
+        geo.shape,
+    )
 
 
 def progress_bar(total: int, desc: str, enabled: bool):
