@@ -67,6 +67,7 @@ class Candidate:
     plausible: bool
     notes: tuple[str, ...] = ()
     n_unexplained: float = 0.0
+    n_absent_below: int = 0
 
     @property
     def space_group(self) -> str:
@@ -231,6 +232,7 @@ def _evaluate(
     worse_than=math.inf,
     tol=None,
     detect_area=None,
+    background=None,
 ):
     """Score the lattice at ``a`` (refined by :func:`_refine_a`): a :class:`Candidate`, or
     None when nothing matches or the cost is not below ``worse_than``."""
@@ -242,6 +244,10 @@ def _evaluate(
     shells, s_arr, qp, wpred = reflection_arrays(
         lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq
     )
+    if background is not None and kind == "iq" and edge is None:
+        # I(q) = P(q) S(q): without a particle model the smooth background under the
+        # peaks stands in for P(q) (peaks on a form-factor background).
+        wpred = wpred * np.maximum(np.asarray(background(qp), float), 0.0)
     j, d, ok = _match(qo, qp, tol)
     nex = int(ok.sum())
     if nex == 0:
@@ -281,6 +287,14 @@ def _evaluate(
                 len(absent_idx), det_err if det_err is not None else 0.3 * float(np.min(areas[ok]))
             )
         pred_abs = scale * wpred[absent_idx]
+        if int(pos.sum()) >= 3:
+            # Wilson plot: ln(observed/predicted) = c0 - B q^2 over the explained rings
+            # (disorder, Debye-Waller, polydispersity weaken high orders; B >= 0), so that a
+            # high-order ring is predicted at the strength the low orders imply.
+            qq = qo[ok][pos] ** 2
+            c1, c0 = np.polyfit(qq, lr, 1)
+            if c1 < 0:
+                pred_abs = np.exp(c0 + c1 * qp[absent_idx] ** 2) * wpred[absent_idx]
     else:
         # positions only: a ring is absent when, at the weakest explained ring's scale, it
         # would be MODEL_UNCERTAINTY^2 times stronger than that ring
@@ -290,6 +304,9 @@ def _evaluate(
     strict = pred_abs / MODEL_UNCERTAINTY > np.maximum(det, 1e-300)
     absent_idx = [k for k, st in zip(absent_idx, strict.tolist()) if st]
     terms["absent"] = float(len(absent_idx))
+    # Strong rings predicted below the lowest explained peak: the mark of a cell too large
+    # (a superset lattice explains every position by density alone).
+    n_low = sum(1 for k in absent_idx if qp[k] < float(np.min(qo[ok])))
     nn = nn_distance(lattice, a)
     gap = pf = None
     plausible = True
@@ -349,6 +366,7 @@ def _evaluate(
         plausible=plausible,
         notes=tuple(notes),
         n_unexplained=float(n - nex - blend.sum()) + 0.25 * float(blend.sum()),
+        n_absent_below=int(n_low),
     )
 
 
@@ -367,6 +385,7 @@ def index_peaks(
     polydispersity: float = 0.0,
     fwhm=None,
     detect_area=None,
+    background=None,
 ) -> Indexing:
     """Index peak positions against the lattices of :mod:`saxsred.lattice`.
 
@@ -398,6 +417,8 @@ def index_peaks(
     fwhm : peak FWHMs (optional): a peak between rings within its half width is a blend.
     detect_area : optional callable q -> smallest detectable peak area at q (the noise);
         default 3 x the median area error.
+    background : optional callable q -> smooth background under the peaks; for I(q)
+        without an edge it stands in for the form factor in the predicted intensities.
 
     Example
     -------
@@ -441,6 +462,7 @@ def index_peaks(
             polydispersity,
             fw_all[keep],
             detect_area,
+            background,
         )
         pos = np.nonzero(keep)[0]
 
@@ -539,6 +561,7 @@ def index_peaks(
                 best_per[lat].cost if lat in best_per else math.inf,
                 tol,
                 detect_area,
+                background,
             )
             if cand is not None:
                 best_per[lat] = cand
@@ -552,9 +575,9 @@ def index_peaks(
                 s_assigned=tuple(c.s_assigned[i] for i in inv),
             )
         )
-    # Positions first: peaks left unexplained and rings the data would have shown; the
-    # cost (intensities within their uncertainty, simplicity) only ranks equals.
-    cands.sort(key=lambda c: (round(c.n_unexplained + c.terms.get("absent", 0.0), 6), c.cost))
+    # Positions first: a lattice that leaves fewer peaks unexplained wins; the cost
+    # (absent rings, intensities within their uncertainty, simplicity) ranks equals.
+    cands.sort(key=lambda c: (round(c.n_unexplained + c.n_absent_below, 6), c.cost))
     best = cands[0] if cands else None
     if best is not None:
         nex = sum(h is not None for h in best.assignment)
