@@ -68,8 +68,12 @@ def test_paper_fwhm_gives_166_nm():
     assert round(c.length_nm, 0) == 166
     assert c.convention == "K=1, FWHM"
     # SCIENCE.md: a 0.011 Gaussian instrument out of 0.0378 -> 173 nm (quadrature), 233 nm (linear).
-    assert coherence_length(0.0378, instrument_fwhm=0.011, shape="gauss").length_nm == pytest.approx(173.7, abs=0.5)
-    assert coherence_length(0.0378, instrument_fwhm=0.011, shape="lorentz").length_nm == pytest.approx(234.5, abs=1.0)
+    assert coherence_length(
+        0.0378, instrument_fwhm=0.011, shape="gauss"
+    ).length_nm == pytest.approx(173.7, abs=0.5)
+    assert coherence_length(
+        0.0378, instrument_fwhm=0.011, shape="lorentz"
+    ).length_nm == pytest.approx(234.5, abs=1.0)
     # Integral breadth of a Lorentzian is pi/2 x FWHM.
     ib = coherence_length(0.0378, shape="lorentz", width="integral_breadth")
     assert ib.length_nm == pytest.approx(2 * np.pi / (0.5 * np.pi * 0.0378), rel=1e-9)
@@ -89,7 +93,9 @@ def test_paper_curve_end_to_end_reports_stat_and_calibration_apart():
     assert d["lattice"] == "SC"
     assert d["a_nm"] == pytest.approx(11.384, rel=0.003)
     assert d["a_err_calib_nm"] == pytest.approx(0.005 * d["a_nm"], rel=1e-9)
-    assert d["a_err_nm"] == pytest.approx(math.hypot(d["a_err_stat_nm"], d["a_err_calib_nm"]), rel=1e-9)
+    assert d["a_err_nm"] == pytest.approx(
+        math.hypot(d["a_err_stat_nm"], d["a_err_calib_nm"]), rel=1e-9
+    )
     assert d["a_err_nm"] <= 0.1
     assert d["coherence_length_nm"] == pytest.approx(166.0, rel=0.05)
     assert d["nn_distance_nm"] == pytest.approx(d["a_nm"])
@@ -117,7 +123,9 @@ def test_ring_multiplicities_and_hcp_ratios():
     # HCP (ideal c/a): (100), (002), (101) at q ratio 1 : 1.0607 : 1.1319.
     h = lattice_shells("HCP", 4)
     r = np.sqrt([s.s for s in h[:3]]) / math.sqrt(h[0].s)
-    assert r == pytest.approx([1.0, math.sqrt(1.5 / (4 / 3)), math.sqrt((4 / 3 + 3 / 8) / (4 / 3))], rel=1e-9)
+    assert r == pytest.approx(
+        [1.0, math.sqrt(1.5 / (4 / 3)), math.sqrt((4 / 3 + 3 / 8) / (4 / 3))], rel=1e-9
+    )
     assert [s.hkl for s in h[:3]] == [(1, 0, 0), (0, 0, 2), (1, 0, 1)]
     hexr = [math.sqrt(s.s / lattice_shells("hex2d", 2)[0].s) for s in lattice_shells("hex2d", 10)]
     assert hexr[:4] == pytest.approx([1, math.sqrt(3), 2, math.sqrt(7)])
@@ -131,7 +139,12 @@ def test_oriented_amplitudes_match_science_table():
 
     refl = reflections("SC", 11.4, 1.2, edge_nm=9.5, kind="iq")
     w = {r.hkl: r.weight * r.q_nm**2 / r.multiplicity for r in refl}
-    for hkl, ref in (((1, 0, 0), 0.036), ((1, 1, 0), 0.0013), ((1, 1, 1), 0.00005), ((2, 0, 0), 0.027)):
+    for hkl, ref in (
+        ((1, 0, 0), 0.036),
+        ((1, 1, 0), 0.0013),
+        ((1, 1, 1), 0.00005),
+        ((2, 0, 0), 0.027),
+    ):
         assert w[hkl] == pytest.approx(f2(*hkl), rel=1e-9)
         assert w[hkl] == pytest.approx(ref, rel=0.15)
 
@@ -181,7 +194,9 @@ def test_generated_curves_recover_lattice_a_and_L(lattice):
             and abs(r.coherence.length_nm / L - 1) < 0.10
         )
         if not ok:
-            bad.append((seed, r.lattice, r.a_nm, a, r.coherence.length_nm if r.coherence else None, L))
+            bad.append(
+                (seed, r.lattice, r.a_nm, a, r.coherence.length_nm if r.coherence else None, L)
+            )
     assert not bad, bad
 
 
@@ -368,7 +383,9 @@ def test_finder_splits_two_overlapping_rings_a_coarse_scale_merges():
     a = 11.4
     q1 = 2 * math.pi / a
     q = np.linspace(0.6 * q1, 3.12 * q1, 1000)
-    s = bragg_structure_factor(q, "SC", a, 166.0, None, aligned=False, amplitude=0.3, instrument_fwhm_inv_nm=0.005)
+    s = bragg_structure_factor(
+        q, "SC", a, 166.0, None, aligned=False, amplitude=0.3, instrument_fwhm_inv_nm=0.005
+    )
     sig = 0.01 * s
     cv = Curve(q, s + np.random.default_rng(0).normal(0, 1, q.size) * sig, sig)
     fp = find_peaks(cv, flat_baseline=True)
@@ -384,10 +401,34 @@ def test_indexer_pruning_leaves_the_result_unchanged(monkeypatch):
     import saxsred.peaks.index as P
 
     q = np.array([0.551, 0.7795, 0.9546, 1.1023, 1.2324, 1.3501, 1.5589])
-    kw = dict(q_err=np.full(q.size, 5e-4), areas=np.array([5, 4, 1, 2, 3, 2, 1.0]),
-              area_err=np.full(q.size, 0.1), fwhm=np.full(q.size, 0.04), q_range=(0.3, 1.7))
+    kw = dict(
+        q_err=np.full(q.size, 5e-4),
+        areas=np.array([5, 4, 1, 2, 3, 2, 1.0]),
+        area_err=np.full(q.size, 0.1),
+        fwhm=np.full(q.size, 0.04),
+        q_range=(0.3, 1.7),
+    )
     fast = index_peaks(q, **kw)
     monkeypatch.setattr(P, "_cost_floor", lambda *a, **k: -math.inf)
     slow = index_peaks(q, **kw)
-    assert [(c.lattice, c.a_nm, c.cost) for c in fast.candidates] == [(c.lattice, c.a_nm, c.cost) for c in slow.candidates]
+    assert [(c.lattice, c.a_nm, c.cost) for c in fast.candidates] == [
+        (c.lattice, c.a_nm, c.cost) for c in slow.candidates
+    ]
     assert fast.best.lattice == "SC"
+
+
+def test_flat_chi_trace_is_isotropic_quickly_and_its_figure_shows_the_data():
+    import time
+
+    from saxsred.plots.peaks import plot_azimuthal
+
+    rng = np.random.default_rng(0)
+    chi = np.linspace(-180, 180, 354, endpoint=False)  # the 354-point powder ring
+    y = 100 + rng.normal(0, 1, chi.size)
+    t = time.perf_counter()
+    fit = fit_azimuthal_peaks(chi, y, np.ones(chi.size))
+    assert time.perf_counter() - t < 5.0
+    assert fit.verdict == "isotropic" and fit.n_peaks == 0
+    assert fit_azimuthal_peaks(chi, y).verdict == "isotropic"  # sigma estimated from the trace
+    fig = plot_azimuthal(fit)
+    assert any(np.array_equal(ln.get_ydata(), fit.data) for ln in fig.axes[0].lines)

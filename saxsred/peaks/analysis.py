@@ -356,7 +356,9 @@ def analyze_peaks(
         q_range=(cv.q_nm[0], cv.q_nm[-1]),
         polydispersity=polydispersity,
         detect_area=_detection_limit(cv, found.sigma, fws, threshold=3.0),
-        background=(lambda qq: np.interp(qq, cv.q_nm, np.abs(pf.baseline))) if kind == "iq" else None,
+        background=(lambda qq: np.interp(qq, cv.q_nm, np.abs(pf.baseline)))
+        if kind == "iq"
+        else None,
     )
     # Per-peak coherence lengths (free fit, instrument removed per the chosen shape).
     coh_pp = []

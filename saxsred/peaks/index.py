@@ -575,9 +575,16 @@ def index_peaks(
                 s_assigned=tuple(c.s_assigned[i] for i in inv),
             )
         )
-    # Positions first: a lattice that leaves fewer peaks unexplained wins; the cost
-    # (absent rings, intensities within their uncertainty, simplicity) ranks equals.
-    cands.sort(key=lambda c: (round(c.n_unexplained + c.n_absent_below, 6), c.cost))
+    # Positions first: a lattice that leaves fewer peaks unexplained (or predicts strong
+    # rings below the lowest peak) wins; then fewer rings the data would have shown; the
+    # cost (intensities within their uncertainty, simplicity) ranks the rest.
+    cands.sort(
+        key=lambda c: (
+            round(c.n_unexplained + c.n_absent_below, 6),
+            c.terms.get("absent", 0.0),
+            c.cost,
+        )
+    )
     best = cands[0] if cands else None
     if best is not None:
         nex = sum(h is not None for h in best.assignment)
