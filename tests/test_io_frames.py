@@ -289,3 +289,11 @@ def test_info_shows_where_each_value_came_from(capsys):
         "normalization_factor   0.001003381   <- EDNA XML WT_001_00001.xml <normalizationFactor>"
         in out
     )
+
+
+@pytest.mark.parametrize("value", ["1e400", "nan", "-2", "2.5", "1000"])
+def test_binning_that_is_not_a_whole_number_is_one_line(value):
+    # found by the EDF-header fuzzer: BSize_1 = 1e400 crashed in int(inf)
+    with pytest.raises(InputError, match="BSize_1"):
+        parse_metadata({"BSize_1": value}, where="x.edf")
+    assert parse_metadata({"BSize_1": "2", "BSize_2": "0"}).binning == (2, 1)

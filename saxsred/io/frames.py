@@ -181,6 +181,18 @@ def _f(header: dict[str, str], *keys: str) -> float | None:
 XEUSS_GAMMA_MAX_DEG = 1.0
 
 
+def _binning(header: dict[str, str], key: str, where: str) -> int:
+    value = _f(header, key)
+    if value is None or value == 0:
+        return 1
+    if not math.isfinite(value) or value < 1 or value > 64 or value != int(value):
+        raise InputError(
+            f"{where}: {key} = {header.get(key)!r} is not a detector binning (a whole number"
+            " from 1 to 64): correct or remove the key"
+        )
+    return int(value)
+
+
 def parse_metadata(header: dict[str, str], where: str = "header") -> FrameMetadata:
     """Normalise an ESRF "SAXS keyword" header (or similar) into :class:`FrameMetadata`.
 
@@ -241,8 +253,8 @@ def parse_metadata(header: dict[str, str], where: str = "header") -> FrameMetada
         if key in h and h[key].strip():
             folder = h.get(key.replace("FileName", "FilePath"), "").strip()
             files[key] = os.path.join(folder, h[key].strip()) if folder else h[key].strip()
-    bs1 = _f(h, "BSize_1") or 1.0
-    bs2 = _f(h, "BSize_2") or 1.0
+    bs1 = _binning(h, "BSize_1", where)
+    bs2 = _binning(h, "BSize_2", where)
     return FrameMetadata(
         exposure_s=take("exposure_s", *_EXPOSURE_KEYS),
         monitor=mon1,
@@ -262,7 +274,7 @@ def parse_metadata(header: dict[str, str], where: str = "header") -> FrameMetada
         ddummy=take("ddummy", "DDummy"),
         thickness_m=take("thickness_m", "SampleThickness"),
         normalization_factor=take("normalization_factor", "NormalizationFactor"),
-        binning=(int(bs1), int(bs2)),
+        binning=(bs1, bs2),
         files=files,
         sources=src,
     )
