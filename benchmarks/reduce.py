@@ -35,14 +35,27 @@ METHOD = ("no", "csr", "cython")
 
 
 def make_frames(folder: Path, shape, pixel, n, detector_name):
-    geo = Geometry(1.0, shape[0] * 0.45 * pixel, shape[1] * 0.52 * pixel, 0, 0, 0, pixel, pixel, 1.0e-10,
-                   detector=detector_name, shape=shape)
+    geo = Geometry(
+        1.0,
+        shape[0] * 0.45 * pixel,
+        shape[1] * 0.52 * pixel,
+        0,
+        0,
+        0,
+        pixel,
+        pixel,
+        1.0e-10,
+        detector=detector_name,
+        shape=shape,
+    )
     q = np.linspace(0, 10, 2000)
     i = 1.0 / (1 + (q * 8) ** 2) ** 2 + 0.02
     rng = np.random.default_rng(0)
     paths = []
     for k in range(n):
-        data, hdr, _ = simulate_frame(q, i, geo, shape, Exposure(), DetectorLayout(beamstop_radius_px=20), rng)
+        data, hdr, _ = simulate_frame(
+            q, i, geo, shape, Exposure(), DetectorLayout(beamstop_radius_px=20), rng
+        )
         paths.append(str(write_edf(folder / f"f_{k:04d}.edf", data, hdr)))
     geo.write_poni(folder / "geo.poni")
     dark = np.full(shape, 2.0)
@@ -86,9 +99,18 @@ def run_bare(folder, paths, dark, mask, ai=None):
     for p in paths:
         img = fabio.open(p)
         mon = float(img.header["Intensity1ShutCor"])
-        ai.integrate1d(img.data, NPT, unit="q_nm^-1", method=METHOD, correctSolidAngle=True,
-                       polarization_factor=0.99, dark=dark, mask=mask, error_model="poisson",
-                       normalization_factor=mon)
+        ai.integrate1d(
+            img.data,
+            NPT,
+            unit="q_nm^-1",
+            method=METHOD,
+            correctSolidAngle=True,
+            polarization_factor=0.99,
+            dark=dark,
+            mask=mask,
+            error_model="poisson",
+            normalization_factor=mon,
+        )
     return len(paths) / (time.perf_counter() - t0)
 
 
@@ -97,7 +119,14 @@ def run_ewoks(folder, paths, geo, n_first):
         from ewoksxrpd.tasks.integrate import Integrate1DList
     except ImportError:
         return None
-    geometry = {"dist": geo.dist_m, "poni1": geo.poni1_m, "poni2": geo.poni2_m, "rot1": 0.0, "rot2": 0.0, "rot3": 0.0}
+    geometry = {
+        "dist": geo.dist_m,
+        "poni1": geo.poni1_m,
+        "poni2": geo.poni2_m,
+        "rot1": 0.0,
+        "rot2": 0.0,
+        "rot3": 0.0,
+    }
     inputs = {
         "images": paths,
         "output_file": str(folder / "ewoks.h5"),
@@ -108,9 +137,16 @@ def run_ewoks(folder, paths, geo, n_first):
         "darkcurrent": str(folder / "dark.edf"),
         # ewoksxrpd loads the mask and dark but applies them only when told to (do_mask,
         # do_dark): without these flags it does less work than the other two paths.
-        "integration_options": {"method": "no_csr_cython", "nbpt_rad": NPT, "unit": "q_nm^-1",
-                                "error_model": "poisson", "polarization_factor": 0.99, "do_solid_angle": True,
-                                "do_mask": True, "do_dark": True},
+        "integration_options": {
+            "method": "no_csr_cython",
+            "nbpt_rad": NPT,
+            "unit": "q_nm^-1",
+            "error_model": "poisson",
+            "polarization_factor": 0.99,
+            "do_solid_angle": True,
+            "do_mask": True,
+            "do_dark": True,
+        },
     }
     if (folder / "ewoks.h5").exists():
         (folder / "ewoks.h5").unlink()
@@ -129,9 +165,16 @@ def main() -> None:
 
     from saxsred.reduce import Reducer
 
-    print("steady state (engines built and warm, as in a long run; ewoksxrpd keeps a persistent worker):")
-    print(f"{'detector':10s} {'saxsred':>9s} {'bare':>9s} {'ewoksxrpd':>10s}  ratio/bare  ratio/ewoks   (frames/s)   | one-shot CLI incl. setup")
-    for name, shape, pixel in (("Pilatus1M", (1043, 981), 172e-6), ("Eiger4M", (2167, 2070), 75e-6)):
+    print(
+        "steady state (engines built and warm, as in a long run; ewoksxrpd keeps a persistent worker):"
+    )
+    print(
+        f"{'detector':10s} {'saxsred':>9s} {'bare':>9s} {'ewoksxrpd':>10s}  ratio/bare  ratio/ewoks   (frames/s)   | one-shot CLI incl. setup"
+    )
+    for name, shape, pixel in (
+        ("Pilatus1M", (1043, 981), 172e-6),
+        ("Eiger4M", (2167, 2070), 75e-6),
+    ):
         with tempfile.TemporaryDirectory() as d:
             folder = Path(d)
             geo, paths, dark, mask = make_frames(folder, shape, pixel, args.frames, name)
@@ -151,7 +194,9 @@ def main() -> None:
                 ew = e if ew is None or (e is not None and e > ew) else ew
             ew_s = f"{ew:10.2f}" if ew else "       n/a"
             r_ew = f"{mine / ew:10.2f}" if ew else "       n/a"
-            print(f"{name:10s} {mine:9.2f} {bare:9.2f} {ew_s}  {mine / bare:10.2f}  {r_ew}               | {oneshot:.2f}")
+            print(
+                f"{name:10s} {mine:9.2f} {bare:9.2f} {ew_s}  {mine / bare:10.2f}  {r_ew}               | {oneshot:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -57,7 +57,10 @@ class Geometry:
             except Exception:
                 det = Detector(self.pixel1_m, self.pixel2_m, max_shape=self.shape)
             else:
-                if abs(det.pixel1 - self.pixel1_m) > 1e-12 or abs(det.pixel2 - self.pixel2_m) > 1e-12:
+                if (
+                    abs(det.pixel1 - self.pixel1_m) > 1e-12
+                    or abs(det.pixel2 - self.pixel2_m) > 1e-12
+                ):
                     det = Detector(self.pixel1_m, self.pixel2_m, max_shape=self.shape)
         else:
             det = Detector(self.pixel1_m, self.pixel2_m, max_shape=self.shape)
@@ -95,7 +98,11 @@ class Geometry:
             "distance_m": self.dist_m,
             "detector": self.detector,
             "source": self.source,
-        } | ({"instrument_fwhm_inv_nm": self.instrument_fwhm_inv_nm} if self.instrument_fwhm_inv_nm else {})
+        } | (
+            {"instrument_fwhm_inv_nm": self.instrument_fwhm_inv_nm}
+            if self.instrument_fwhm_inv_nm
+            else {}
+        )
 
     def q_map_nm(self, shape: tuple[int, int] | None = None) -> np.ndarray:
         """q (nm^-1) at every pixel centre."""
@@ -108,8 +115,11 @@ class Geometry:
 
         from .io.atomic import write_text_atomic
 
-        cfg = {"pixel1": self.pixel1_m, "pixel2": self.pixel2_m,
-               "max_shape": list(self.shape) if self.shape else None}
+        cfg = {
+            "pixel1": self.pixel1_m,
+            "pixel2": self.pixel2_m,
+            "max_shape": list(self.shape) if self.shape else None,
+        }
         text = (
             "# Nota: C-Order, 1 refers to the Y axis, 2 to the X axis\n"
             "# Written by saxsred\n"
@@ -133,10 +143,36 @@ class Geometry:
 # The keys pyFAI's PoniFile reads (pyFAI.io.ponifile, versions 1-3), as pyFAI writes them.
 # pyFAI ignores any other key silently (a misspelt ``Distnace`` leaves the distance at
 # its default of 1 m), so saxsred refuses them.
-PONI_KEYS = ("poni_version", "Detector", "Detector_config", "Distance", "Dist", "Poni1", "Poni2",
-             "Rot1", "Rot2", "Rot3", "Wavelength", "PixelSize1", "PixelSize2", "SplineFile", "Parallax")
+PONI_KEYS = (
+    "poni_version",
+    "Detector",
+    "Detector_config",
+    "Distance",
+    "Dist",
+    "Poni1",
+    "Poni2",
+    "Rot1",
+    "Rot2",
+    "Rot3",
+    "Wavelength",
+    "PixelSize1",
+    "PixelSize2",
+    "SplineFile",
+    "Parallax",
+)
 _PONI_REQUIRED = ("Distance", "Poni1", "Poni2")
-_PONI_FLOATS = ("Distance", "Dist", "Poni1", "Poni2", "Rot1", "Rot2", "Rot3", "Wavelength", "PixelSize1", "PixelSize2")
+_PONI_FLOATS = (
+    "Distance",
+    "Dist",
+    "Poni1",
+    "Poni2",
+    "Rot1",
+    "Rot2",
+    "Rot3",
+    "Wavelength",
+    "PixelSize1",
+    "PixelSize2",
+)
 
 # Plausible ranges (SI units): what a SAXS/WAXS geometry can be. Outside them the value is
 # almost always in the wrong unit; ``accept_implausible=True`` lets a user who means it through.
@@ -170,7 +206,9 @@ def check_poni_text(text: str, where: str) -> dict[str, str]:
         if not stripped or stripped.startswith("#"):
             continue
         if ":" not in stripped:
-            raise GeometryError(f"{where} line {n}: {stripped[:40]!r} is not 'Key: value'; fix the line")
+            raise GeometryError(
+                f"{where} line {n}: {stripped[:40]!r} is not 'Key: value'; fix the line"
+            )
         key, value = (x.strip() for x in stripped.split(":", 1))
         canon = known.get(key.lower())
         if canon is None:
@@ -183,7 +221,9 @@ def check_poni_text(text: str, where: str) -> dict[str, str]:
             try:
                 v = float(value)
             except ValueError:
-                raise GeometryError(f"{where} line {n}: {canon} = {value[:40]!r} is not a number; fix it") from None
+                raise GeometryError(
+                    f"{where} line {n}: {canon} = {value[:40]!r} is not a number; fix it"
+                ) from None
             if not np.isfinite(v):
                 raise GeometryError(f"{where} line {n}: {canon} = {value} is not finite; fix it")
         found[canon] = value
@@ -218,8 +258,13 @@ def check_plausible(
     names = names or {}
     checks = (
         ("Distance", geo.dist_m, *PLAUSIBLE["distance_m"], "m", (("mm", 1e-3), ("cm", 1e-2))),
-        ("Wavelength", geo.wavelength_m, *PLAUSIBLE["wavelength_m"], "m",
-         (("Angstrom", 1e-10), ("nm", 1e-9), ("pm", 1e-12))),
+        (
+            "Wavelength",
+            geo.wavelength_m,
+            *PLAUSIBLE["wavelength_m"],
+            "m",
+            (("Angstrom", 1e-10), ("nm", 1e-9), ("pm", 1e-12)),
+        ),
         ("PixelSize1", geo.pixel1_m, *PLAUSIBLE["pixel_m"], "m", (("um", 1e-6), ("mm", 1e-3))),
         ("PixelSize2", geo.pixel2_m, *PLAUSIBLE["pixel_m"], "m", (("um", 1e-6), ("mm", 1e-3))),
     )
@@ -246,7 +291,9 @@ def check_plausible(
 
 
 def load_poni(
-    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False,
+    path: str | os.PathLike,
+    shape: tuple[int, int] | None = None,
+    accept_implausible: bool = False,
     wavelength_m: float | None = None,
 ) -> Geometry:
     """Read a pyFAI PONI file into a :class:`Geometry`.
@@ -261,7 +308,9 @@ def load_poni(
         try:
             text = p.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise GeometryError(f"{p}: not a readable PONI text file ({type(exc).__name__}); give a .poni file") from None
+            raise GeometryError(
+                f"{p}: not a readable PONI text file ({type(exc).__name__}); give a .poni file"
+            ) from None
         check_poni_text(text, str(p))
     import pyFAI
 
@@ -269,12 +318,16 @@ def load_poni(
         ai = pyFAI.load(str(p))
     except Exception as exc:
         msg = " ".join(str(exc).split())[:120]
-        raise GeometryError(f"{p}: not a valid PONI file ({type(exc).__name__}: {msg}); recalibrate or fix the file") from None
+        raise GeometryError(
+            f"{p}: not a valid PONI file ({type(exc).__name__}: {msg}); recalibrate or fix the file"
+        ) from None
     if wavelength_m:
         ai.wavelength = float(wavelength_m)
     if not ai.wavelength:
-        raise GeometryError(f"{p}: the PONI file has no Wavelength; add 'Wavelength: <m>' to it, "
-                            "or give --wavelength-nm / --energy-kev")
+        raise GeometryError(
+            f"{p}: the PONI file has no Wavelength; add 'Wavelength: <m>' to it, "
+            "or give --wavelength-nm / --energy-kev"
+        )
     det = ai.detector
     name = type(det).__name__
     pix = (getattr(det, "pixel1", None), getattr(det, "pixel2", None))
@@ -305,8 +358,15 @@ def load_poni(
     return geo
 
 
-_HEADER_NAMES = {"Distance": "SampleDistance", "Wavelength": "WaveLength", "PixelSize1": "PSize_2",
-                 "PixelSize2": "PSize_1", "Rot1": "rotation (rot1)", "Rot2": "rotation (rot2)", "Rot3": "rotation (rot3)"}
+_HEADER_NAMES = {
+    "Distance": "SampleDistance",
+    "Wavelength": "WaveLength",
+    "PixelSize1": "PSize_2",
+    "PixelSize2": "PSize_1",
+    "Rot1": "rotation (rot1)",
+    "Rot2": "rotation (rot2)",
+    "Rot3": "rotation (rot3)",
+}
 
 
 def geometry_from_metadata(
@@ -347,11 +407,20 @@ def geometry_from_metadata(
             f"{source}: header lacks {', '.join(missing)} needed for the geometry; "
             "give a PONI file with --poni"
         )
-    for name, v in (("SampleDistance", meta.distance_m), ("WaveLength", meta.wavelength_m),
-                    ("PSize_1", meta.psize_1_m), ("PSize_2", meta.psize_2_m)):
+    for name, v in (
+        ("SampleDistance", meta.distance_m),
+        ("WaveLength", meta.wavelength_m),
+        ("PSize_1", meta.psize_1_m),
+        ("PSize_2", meta.psize_2_m),
+    ):
         if not (np.isfinite(v) and v > 0):  # type: ignore[arg-type]
-            raise GeometryError(f"{source}: header {name} = {v} must be positive; fix the header or give --poni")
-    if meta.rotation_convention == "xeuss_arm" and abs(np.degrees(meta.rot_2_rad)) > XEUSS_GAMMA_MAX_DEG:
+            raise GeometryError(
+                f"{source}: header {name} = {v} must be positive; fix the header or give --poni"
+            )
+    if (
+        meta.rotation_convention == "xeuss_arm"
+        and abs(np.degrees(meta.rot_2_rad)) > XEUSS_GAMMA_MAX_DEG
+    ):
         raise GeometryError(
             f"{source}: Xeuss arm Gamma = {-np.degrees(meta.rot_2_rad):.3g} deg; its sign convention is confirmed "
             f"only to {XEUSS_GAMMA_MAX_DEG:g} deg (a ring of known q is needed), so it is not guessed: "
@@ -402,7 +471,9 @@ def geometry_from_metadata(
 
 
 def load_geometry(
-    path: str | os.PathLike, shape: tuple[int, int] | None = None, accept_implausible: bool = False,
+    path: str | os.PathLike,
+    shape: tuple[int, int] | None = None,
+    accept_implausible: bool = False,
     wavelength_m: float | None = None,
 ) -> Geometry:
     """Geometry from a PONI file, an EDNA XML file, or the ESRF header of a frame file.
@@ -413,15 +484,21 @@ def load_geometry(
     if not p.exists():
         raise InputError(f"{p}: geometry file not found; check --poni")
     if p.is_dir():
-        raise InputError(f"{p}: is a folder; give a PONI file, an EDNA XML file or a frame with a header")
+        raise InputError(
+            f"{p}: is a folder; give a PONI file, an EDNA XML file or a frame with a header"
+        )
     if p.suffix.lower() == ".xml":
         return geometry_from_edna_xml(p, shape, accept_implausible)
-    if p.suffix.lower() in (".poni", ".txt", ".cfg") or p.read_bytes()[:64].lstrip().startswith(b"#"):
+    if p.suffix.lower() in (".poni", ".txt", ".cfg") or p.read_bytes()[:64].lstrip().startswith(
+        b"#"
+    ):
         return load_poni(p, shape, accept_implausible, wavelength_m=wavelength_m)
     from .io.frames import read_frame
 
     fr = read_frame(p)
-    return geometry_from_metadata(fr.metadata, fr.data.shape, source=p.name, accept_implausible=accept_implausible)
+    return geometry_from_metadata(
+        fr.metadata, fr.data.shape, source=p.name, accept_implausible=accept_implausible
+    )
 
 
 # ----------------------------------------------------- overrides (wavelength, energy, Dioptas)
@@ -430,18 +507,26 @@ def load_geometry(
 HC_KEV_NM = 1.239841984
 
 
-def wavelength_from(wavelength_nm: float | None = None, energy_kev: float | None = None) -> float | None:
+def wavelength_from(
+    wavelength_nm: float | None = None, energy_kev: float | None = None
+) -> float | None:
     """Wavelength in metres from ``--wavelength-nm`` or ``--energy-kev`` (None if neither)."""
     if wavelength_nm is not None and energy_kev is not None:
-        raise GeometryError("give the wavelength (--wavelength-nm) or the energy (--energy-kev), not both")
+        raise GeometryError(
+            "give the wavelength (--wavelength-nm) or the energy (--energy-kev), not both"
+        )
     if wavelength_nm is not None:
         if not (np.isfinite(wavelength_nm) and 1e-3 <= wavelength_nm <= 2.0):
-            raise GeometryError(f"wavelength {wavelength_nm} nm is outside 0.001-2 nm; give nanometres "
-                                "(0.1 nm = 1 Angstrom = 12.4 keV)")
+            raise GeometryError(
+                f"wavelength {wavelength_nm} nm is outside 0.001-2 nm; give nanometres "
+                "(0.1 nm = 1 Angstrom = 12.4 keV)"
+            )
         return float(wavelength_nm) * 1e-9
     if energy_kev is not None:
         if not (np.isfinite(energy_kev) and 0.6 <= energy_kev <= 1240.0):
-            raise GeometryError(f"energy {energy_kev} keV is outside 0.6-1240 keV; give kilo-electronvolts")
+            raise GeometryError(
+                f"energy {energy_kev} keV is outside 0.6-1240 keV; give kilo-electronvolts"
+            )
         return HC_KEV_NM / float(energy_kev) * 1e-9
     return None
 
@@ -457,14 +542,27 @@ def from_dioptas(geo: Geometry, shape: tuple[int, int] | None = None) -> Geometr
     """
     shape = shape or geo.shape
     if shape is None:
-        raise GeometryError(f"{geo.source or 'PONI'}: the detector shape is needed to convert a Dioptas PONI; "
-                            "give the frame (or a PONI with the detector)")
-    return replace(geo, poni1_m=shape[0] * geo.pixel1_m - geo.poni1_m, rot2_rad=-geo.rot2_rad,
-                   rot3_rad=-geo.rot3_rad, shape=tuple(shape), source=f"{geo.source} (Dioptas, converted)")
+        raise GeometryError(
+            f"{geo.source or 'PONI'}: the detector shape is needed to convert a Dioptas PONI; "
+            "give the frame (or a PONI with the detector)"
+        )
+    return replace(
+        geo,
+        poni1_m=shape[0] * geo.pixel1_m - geo.poni1_m,
+        rot2_rad=-geo.rot2_rad,
+        rot3_rad=-geo.rot3_rad,
+        shape=tuple(shape),
+        source=f"{geo.source} (Dioptas, converted)",
+    )
 
 
-def apply_overrides(geo: Geometry, wavelength_nm: float | None = None, energy_kev: float | None = None,
-                    dioptas: bool = False, shape: tuple[int, int] | None = None) -> Geometry:
+def apply_overrides(
+    geo: Geometry,
+    wavelength_nm: float | None = None,
+    energy_kev: float | None = None,
+    dioptas: bool = False,
+    shape: tuple[int, int] | None = None,
+) -> Geometry:
     """Geometry with the user's overrides: wavelength (nm) or energy (keV), Dioptas orientation."""
     lam = wavelength_from(wavelength_nm, energy_kev)
     if lam is not None:
@@ -530,7 +628,9 @@ def geometry_from_edna_xml(
         try:
             return float(node.text)
         except ValueError:
-            raise GeometryError(f"{p}: EDNA XML <{tag}> = {node.text.strip()[:30]!r} is not a number; fix it") from None
+            raise GeometryError(
+                f"{p}: EDNA XML <{tag}> = {node.text.strip()[:30]!r} is not a number; fix it"
+            ) from None
 
     meta = FrameMetadata(
         distance_m=val("detectorDistance"),
@@ -617,14 +717,22 @@ def hot_pixel_mask(
 
         footprint = np.ones((3, 3), dtype=bool)
         footprint[1, 1] = False
-        nmax = maximum_filter(np.where(valid, d, 0.0), footprint=footprint, mode="constant", cval=0.0)
-        return valid & (d - nmax > nsigma * np.sqrt(np.maximum(nmax, 1.0)) + 5.0) & (d > ratio * nmax)
+        nmax = maximum_filter(
+            np.where(valid, d, 0.0), footprint=footprint, mode="constant", cval=0.0
+        )
+        return (
+            valid & (d - nmax > nsigma * np.sqrt(np.maximum(nmax, 1.0)) + 5.0) & (d > ratio * nmax)
+        )
     q = np.asarray(q_map, dtype=np.float64)
     qv, dv = q[valid], d[valid]
     if qv.size == 0:
         return np.zeros(d.shape, dtype=bool)
     # ring width: half the q step between neighbouring pixels along the steepest direction
-    step = np.nanmedian(np.abs(np.diff(q, axis=1))) if q.shape[1] > 1 else np.nanmedian(np.abs(np.diff(q, axis=0)))
+    step = (
+        np.nanmedian(np.abs(np.diff(q, axis=1)))
+        if q.shape[1] > 1
+        else np.nanmedian(np.abs(np.diff(q, axis=0)))
+    )
     width = max(0.5 * float(step), 1e-12)
     ring = np.floor((qv - qv.min()) / width).astype(np.int64)
     order = np.lexsort((dv, ring))
@@ -635,7 +743,9 @@ def hot_pixel_mask(
     expected = np.empty_like(dv)
     expected[order] = np.repeat(med_sorted, counts)
     exp_pos = np.maximum(expected, 1.0)
-    hot_v = (dv - expected > nsigma * np.sqrt(exp_pos) + rel * exp_pos) & (np.repeat(counts, counts)[np.argsort(order)] >= 5)
+    hot_v = (dv - expected > nsigma * np.sqrt(exp_pos) + rel * exp_pos) & (
+        np.repeat(counts, counts)[np.argsort(order)] >= 5
+    )
     out = np.zeros(d.shape, dtype=bool)
     out[valid] = hot_v
     if out.any():
@@ -645,12 +755,16 @@ def hot_pixel_mask(
 
         footprint = np.ones((3, 3), dtype=bool)
         footprint[1, 1] = False
-        nmax = maximum_filter(np.where(valid, d, 0.0), footprint=footprint, mode="constant", cval=0.0)
+        nmax = maximum_filter(
+            np.where(valid, d, 0.0), footprint=footprint, mode="constant", cval=0.0
+        )
         out &= d > ratio_ring * nmax
     return out
 
 
-def threshold_mask(data: np.ndarray, below: float | None = None, above: float | None = None) -> np.ndarray:
+def threshold_mask(
+    data: np.ndarray, below: float | None = None, above: float | None = None
+) -> np.ndarray:
     """Pixels with raw counts < ``below`` or > ``above`` (True = masked); NaN is masked too.
 
     Tested on the raw counts, before any correction, like pyFAI's ``dummy`` handling.
@@ -667,7 +781,9 @@ def threshold_mask(data: np.ndarray, below: float | None = None, above: float | 
 def beamstop_disk_mask(geo: Geometry, shape: tuple[int, int], radius_px: float) -> np.ndarray:
     """A disk of ``radius_px`` pixels around the direct beam (True = masked)."""
     if not (np.isfinite(radius_px) and radius_px >= 0):
-        raise GeometryError(f"beamstop radius {radius_px} px must be >= 0; give --beamstop-radius in pixels")
+        raise GeometryError(
+            f"beamstop radius {radius_px} px must be >= 0; give --beamstop-radius in pixels"
+        )
     bx, by = geo.with_shape(shape).beam_center_px()
     yy, xx = np.ogrid[: shape[0], : shape[1]]
     # pyFAI's beam centre is in pixel-corner coordinates: the centre of pixel (i, j) is (j + 0.5, i + 0.5)
@@ -702,7 +818,11 @@ def shadow_mask(
     mean = ndimage.uniform_filter(np.where(bad, 0.0, d), size) / np.maximum(w, 1e-12)
     ok = ~bad & (w > 0.3)
     q = geo.with_shape(shape).q_map_nm(shape) if q_map is None else np.asarray(q_map)
-    step = np.nanmedian(np.abs(np.diff(q, axis=1))) if shape[1] > 1 else np.nanmedian(np.abs(np.diff(q, axis=0)))
+    step = (
+        np.nanmedian(np.abs(np.diff(q, axis=1)))
+        if shape[1] > 1
+        else np.nanmedian(np.abs(np.diff(q, axis=0)))
+    )
     ring = np.floor(q / max(float(step), 1e-12)).astype(np.int64)
     # ring medians of the (already smoothed) image from every 3rd pixel each way: the
     # same medians to within the smoothing's own noise, nine times fewer pixels to sort

@@ -28,7 +28,9 @@ def test_demo_recovers_the_truth_it_was_made_from(demo):
     assert pk["a_nm"] == pytest.approx(SAMPLE_TRUTH["a_nm"], rel=0.003)
     assert pk["coherence_length_nm"] == pytest.approx(SAMPLE_TRUTH["coherence_length_nm"], rel=0.10)
     assert "K=1" in pk["coherence_convention"]
-    assert s["instrument_fwhm_inv_nm"] == pytest.approx(SAMPLE_TRUTH["instrument_fwhm_inv_nm"], rel=0.1)
+    assert s["instrument_fwhm_inv_nm"] == pytest.approx(
+        SAMPLE_TRUTH["instrument_fwhm_inv_nm"], rel=0.1
+    )
     hkls = [p["hkl"] for p in pk["peaks"][:4]]
     assert hkls == [[1, 0, 0], [1, 1, 0], [2, 0, 0], [2, 1, 0]]
     assert pk["alternatives"][1]["lattice"] == "BCC"
@@ -36,8 +38,17 @@ def test_demo_recovers_the_truth_it_was_made_from(demo):
 
 def test_demo_writes_curves_and_figures(demo):
     out, s = demo
-    for name in ("curves.png", "frame_sp_001.png", "form_factor_fit.png", "structure_factor.png", "peaks.png",
-                 "curves/sp_average.h5", "curves/dilute.dat", "curves/s_eff.dat", "summary.json"):
+    for name in (
+        "curves.png",
+        "frame_sp_001.png",
+        "form_factor_fit.png",
+        "structure_factor.png",
+        "peaks.png",
+        "curves/sp_average.h5",
+        "curves/dilute.dat",
+        "curves/s_eff.dat",
+        "summary.json",
+    ):
         assert (out / name).exists(), name
         assert name in s["outputs"]
     from saxsred.io.curves import read_curve

@@ -25,18 +25,35 @@ from saxsred.reduce import Corrections, Reducer
 def test_header_and_poni_routes_give_same_q_map(tmp_path, small_geometry):
     small_geometry.write_poni(tmp_path / "g.poni")
     from_poni = load_poni(tmp_path / "g.poni")
-    hdr = {"SampleDistance": "1.0", "WaveLength": "1e-10", "Center_1": "60.6", "Center_2": "70.3",
-           "PSize_1": "1.72e-4", "PSize_2": "1.72e-4"}
+    hdr = {
+        "SampleDistance": "1.0",
+        "WaveLength": "1e-10",
+        "Center_1": "60.6",
+        "Center_2": "70.3",
+        "PSize_1": "1.72e-4",
+        "PSize_2": "1.72e-4",
+    }
     from_header = geometry_from_metadata(parse_metadata(hdr), shape=(160, 170))
     # Center_2 (slow axis) is pyFAI's poni1: the classic swap would move poni1 to 60.6 px.
     assert from_header.poni1_m == pytest.approx(70.3 * 172e-6, rel=1e-12)
-    np.testing.assert_allclose(from_header.q_map_nm((160, 170)), from_poni.q_map_nm((160, 170)), rtol=1e-12)
+    np.testing.assert_allclose(
+        from_header.q_map_nm((160, 170)), from_poni.q_map_nm((160, 170)), rtol=1e-12
+    )
     # pyFAI's own setSPD with keywords gives the same geometry
     from pyFAI.geometry import Geometry as PG
 
     g = PG()
-    g.setSPD(SampleDistance=1.0, Center_1=60.6, Center_2=70.3, PSize_1=1.72e-4, PSize_2=1.72e-4, WaveLength=1e-10)
-    assert g.poni1 == pytest.approx(from_header.poni1_m) and g.poni2 == pytest.approx(from_header.poni2_m)
+    g.setSPD(
+        SampleDistance=1.0,
+        Center_1=60.6,
+        Center_2=70.3,
+        PSize_1=1.72e-4,
+        PSize_2=1.72e-4,
+        WaveLength=1e-10,
+    )
+    assert g.poni1 == pytest.approx(from_header.poni1_m) and g.poni2 == pytest.approx(
+        from_header.poni2_m
+    )
 
 
 @pytest.mark.parametrize("rots", [(0.0, 0.12, 0.0), (0.05, -0.03, 0.2), (0.675, 0.027, 0.0)])
@@ -46,8 +63,16 @@ def test_tilted_header_matches_tilted_poni(tmp_path, rots):
     from pyFAI.detectors import Detector
     from pyFAI.integrator.azimuthal import AzimuthalIntegrator
 
-    ai = AzimuthalIntegrator(dist=0.43, poni1=0.0106, poni2=0.0534, rot1=rots[0], rot2=rots[1], rot3=rots[2],
-                             detector=Detector(172e-6, 172e-6, max_shape=(195, 300)), wavelength=0.8856e-10)
+    ai = AzimuthalIntegrator(
+        dist=0.43,
+        poni1=0.0106,
+        poni2=0.0534,
+        rot1=rots[0],
+        rot2=rots[1],
+        rot3=rots[2],
+        detector=Detector(172e-6, 172e-6, max_shape=(195, 300)),
+        wavelength=0.8856e-10,
+    )
     ai.write(str(tmp_path / "tilt.poni"))
     ref = pyFAI.load(str(tmp_path / "tilt.poni"))
     hdr = geometry_to_header(load_poni(tmp_path / "tilt.poni"))
@@ -57,7 +82,9 @@ def test_tilted_header_matches_tilted_poni(tmp_path, rots):
     assert float(hdr["DetectorRotation_2"]) == pytest.approx(rots[0])
     geo = geometry_from_metadata(parse_metadata(hdr), shape=(195, 300))
     np.testing.assert_allclose(geo.q_map_nm((195, 300)), ref.qArray((195, 300)), rtol=1e-10)
-    np.testing.assert_allclose(geo.integrator().chiArray((195, 300)), ref.chiArray((195, 300)), atol=1e-10)
+    np.testing.assert_allclose(
+        geo.integrator().chiArray((195, 300)), ref.chiArray((195, 300)), atol=1e-10
+    )
 
 
 def test_lab6_tilted_poni_roundtrip_through_header():
@@ -69,14 +96,34 @@ def test_lab6_tilted_poni_roundtrip_through_header():
 
 def test_missing_and_bad_header_keys():
     with pytest.raises(GeometryError, match="lacks Center_1.*--poni"):
-        geometry_from_metadata(FrameMetadata(distance_m=1, wavelength_m=1e-10, center_2_px=3,
-                                             psize_1_m=1e-4, psize_2_m=1e-4), source="f.edf")
+        geometry_from_metadata(
+            FrameMetadata(
+                distance_m=1, wavelength_m=1e-10, center_2_px=3, psize_1_m=1e-4, psize_2_m=1e-4
+            ),
+            source="f.edf",
+        )
     with pytest.raises(GeometryError, match="must be positive"):
-        geometry_from_metadata(FrameMetadata(distance_m=-1, wavelength_m=1e-10, center_1_px=1, center_2_px=3,
-                                             psize_1_m=1e-4, psize_2_m=1e-4))
+        geometry_from_metadata(
+            FrameMetadata(
+                distance_m=-1,
+                wavelength_m=1e-10,
+                center_1_px=1,
+                center_2_px=3,
+                psize_1_m=1e-4,
+                psize_2_m=1e-4,
+            )
+        )
     with pytest.raises(GeometryError, match="metres"):
-        geometry_from_metadata(FrameMetadata(distance_m=1000, wavelength_m=1e-10, center_1_px=1, center_2_px=3,
-                                             psize_1_m=1e-4, psize_2_m=1e-4))
+        geometry_from_metadata(
+            FrameMetadata(
+                distance_m=1000,
+                wavelength_m=1e-10,
+                center_1_px=1,
+                center_2_px=3,
+                psize_1_m=1e-4,
+                psize_2_m=1e-4,
+            )
+        )
 
 
 def test_bad_poni_and_mask(tmp_path):
@@ -112,8 +159,11 @@ def _bm29_ratio_windows(geo):
     mine = np.interp(ref.q_nm, cv.q_nm, cv.intensity)
     edges = np.geomspace(0.1, 3.0, 16)
     ratios = np.array(
-        [mine[(ref.q_nm >= a) & (ref.q_nm < b)].sum() / ref.intensity[(ref.q_nm >= a) & (ref.q_nm < b)].sum()
-         for a, b in zip(edges[:-1], edges[1:])]
+        [
+            mine[(ref.q_nm >= a) & (ref.q_nm < b)].sum()
+            / ref.intensity[(ref.q_nm >= a) & (ref.q_nm < b)].sum()
+            for a, b in zip(edges[:-1], edges[1:])
+        ]
     )
     return ratios / np.median(ratios)
 
@@ -123,7 +173,9 @@ def test_bm29_matches_official_curve_and_swap_fails():
     r = _bm29_ratio_windows(geo)
     assert np.all(np.abs(r - 1) < 0.03), r
     # swap x and y of the beam centre (888, 91) -> (91, 888): the shape visibly fails
-    swapped = Geometry(geo.dist_m, geo.poni2_m, geo.poni1_m, 0, 0, 0, geo.pixel1_m, geo.pixel2_m, geo.wavelength_m)
+    swapped = Geometry(
+        geo.dist_m, geo.poni2_m, geo.poni1_m, 0, 0, 0, geo.pixel1_m, geo.pixel2_m, geo.wavelength_m
+    )
     r_bad = _bm29_ratio_windows(swapped)
     assert np.max(np.abs(r_bad - 1)) > 0.1, r_bad
 
@@ -147,7 +199,9 @@ def test_ceo2_reflections_land_where_expected():
 
     # Dioptas calibrates the image flipped upside down (np.flipud of what fabio returns).
     flipped = dc_replace(fr, data=np.flipud(fr.data))
-    cv = Reducer(geo, Corrections(npt=3000, monitor="none", polarization_factor=None)).reduce(flipped)
+    cv = Reducer(geo, Corrections(npt=3000, monitor="none", polarization_factor=None)).reduce(
+        flipped
+    )
     a = 0.54113
     for n in (3, 4, 8, 11, 12, 16, 19, 20):
         q_hkl = 2 * np.pi * np.sqrt(n) / a
@@ -226,7 +280,9 @@ def test_good_poni_passes_and_matches_pyfai(tmp_path):
 def test_misspelt_poni_key_names_the_nearest(tmp_path):
     """Found 2: a PONI with 'Distnace:' reduced with the distance defaulted to 1 m, exit 0."""
     p = _poni(tmp_path, _CEO2_PONI.replace("Distance:", "Distnace:"))
-    with pytest.raises(GeometryError, match=r"unknown PONI key 'Distnace' \(did you mean 'Distance'\?\)") as exc:
+    with pytest.raises(
+        GeometryError, match=r"unknown PONI key 'Distnace' \(did you mean 'Distance'\?\)"
+    ) as exc:
         load_poni(p)
     assert "\n" not in str(exc.value) and str(p) in str(exc.value)
     # pyFAI itself would have taken it silently with its default distance
@@ -247,8 +303,18 @@ def test_misspelt_poni_key_names_the_nearest(tmp_path):
 @pytest.mark.parametrize(
     "old,new,key,fix",
     [
-        ("Distance: 0.208651380603", "Distance: 208.651380603", "Distance", "if it is in mm, write 0.208651"),
-        ("Wavelength: 4.066e-11", "Wavelength: 0.4066", "Wavelength", "if it is in Angstrom, write 4.066e-11"),
+        (
+            "Distance: 0.208651380603",
+            "Distance: 208.651380603",
+            "Distance",
+            "if it is in mm, write 0.208651",
+        ),
+        (
+            "Wavelength: 4.066e-11",
+            "Wavelength: 0.4066",
+            "Wavelength",
+            "if it is in Angstrom, write 4.066e-11",
+        ),
         ("PixelSize1: 0.000172", "PixelSize1: 172", "PixelSize1", "if it is in um, write 0.000172"),
         ("Rot1: -0.0184422457059", "Rot1: -10.5", "Rot1", "degrees"),
     ],
@@ -265,9 +331,17 @@ def test_metre_millimetre_confusion_is_one_line(tmp_path, old, new, key, fix):
 
 
 def test_header_and_edna_geometry_plausibility(tmp_path):
-    meta = FrameMetadata(distance_m=2869.0, wavelength_m=9.919e-11, center_1_px=888, center_2_px=91,
-                         psize_1_m=172e-6, psize_2_m=172e-6)
-    with pytest.raises(GeometryError, match="SampleDistance = 2869 m .*if it is in mm, write 2.869"):
+    meta = FrameMetadata(
+        distance_m=2869.0,
+        wavelength_m=9.919e-11,
+        center_1_px=888,
+        center_2_px=91,
+        psize_1_m=172e-6,
+        psize_2_m=172e-6,
+    )
+    with pytest.raises(
+        GeometryError, match="SampleDistance = 2869 m .*if it is in mm, write 2.869"
+    ):
         geometry_from_metadata(meta, source="f.edf")
     xml = realdata("bm29", "WT_001_00001.xml").read_text()
     bad = tmp_path / "bad.xml"

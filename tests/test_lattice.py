@@ -100,6 +100,7 @@ def test_structure_factor_brute_force(name):
 )
 def test_conditions_match_gemmi(name, hm):
     import gemmi  # a declared test dependency (the space groups' systematic absences): never skipped
+
     ops = gemmi.SpaceGroup(hm).operations()
     absent = np.array([ops.is_systematically_absent([int(x) for x in v]) for v in BOX])
     ok = lat.allowed(name, BOX)
@@ -128,6 +129,7 @@ def test_hcp_against_sites_and_gemmi():
     for k, (m, b) in want.items():
         assert got[k][0] == m and got[k][1] == pytest.approx(b)
     import gemmi
+
     ops = gemmi.SpaceGroup("P 63/m m c").operations()
     sg_absent = np.array([ops.is_systematically_absent([int(x) for x in v]) for v in BOX])
     # every reflection the structure allows is allowed by the space group

@@ -30,11 +30,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "SC/BCC/FCC/HCP/hex2d/lamellar with ranked alternatives, lattice parameter with statistical "
         "and calibration errors, coherence length (K=1 and FWHM unless told otherwise).",
     )
-    p.add_argument("sample", metavar="SAMPLE", help="curve file (.dat/.h5 NXcanSAS or 3-column text, q in nm^-1)")
+    p.add_argument(
+        "sample",
+        metavar="SAMPLE",
+        help="curve file (.dat/.h5 NXcanSAS or 3-column text, q in nm^-1)",
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--dilute", metavar="DILUTE", help="dilute (form-factor) curve: fit S_eff = sample / dilute")
+    g.add_argument(
+        "--dilute", metavar="DILUTE", help="dilute (form-factor) curve: fit S_eff = sample / dilute"
+    )
     g.add_argument("--sq", action="store_true", help="SAMPLE already is S_eff(q)")
-    p.add_argument("--concentration-ratio", type=float, help="c_SP / c_dilute for --dilute (default: from the curves)")
+    p.add_argument(
+        "--concentration-ratio",
+        type=float,
+        help="c_SP / c_dilute for --dilute (default: from the curves)",
+    )
     p.add_argument(
         "--lattice",
         default="auto",
@@ -45,21 +55,57 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="UNIT",
         help="abscissa unit of SAMPLE/DILUTE/calibrant when the header does not say it (nm^-1 or A^-1); default from the header",
     )
-    p.add_argument("--edge", type=float, metavar="NM", help="cube edge (nm): oriented-cube intensities, plausibility, packing")
-    p.add_argument("--polydispersity", type=float, default=0.0, help="relative edge spread for predicted intensities")
+    p.add_argument(
+        "--edge",
+        type=float,
+        metavar="NM",
+        help="cube edge (nm): oriented-cube intensities, plausibility, packing",
+    )
+    p.add_argument(
+        "--polydispersity",
+        type=float,
+        default=0.0,
+        help="relative edge spread for predicted intensities",
+    )
     r = p.add_mutually_exclusive_group()
-    r.add_argument("--resolution-fwhm", type=float, metavar="DQ", help="instrumental FWHM in nm^-1 (Gaussian)")
-    r.add_argument("--calibrant", metavar="AGBH", help="silver-behenate curve: instrumental FWHM from its 001 peak")
-    r.add_argument("--geometry", metavar="PONI", help="PONI from 'saxsred calibrate': its instrument FWHM (the default "
-                   "is the width the sample's own geometry carries, if it was reduced with a calibrated PONI)")
-    p.add_argument("--calib-rel-err", type=float, default=0.005, help="relative distance-calibration error (default 0.005)")
-    p.add_argument("--K", type=float, default=1.0, help="Scherrer constant (default 1, the paper's)")
-    p.add_argument("--width", default="fwhm", choices=["fwhm", "integral_breadth"], help="width convention (default fwhm)")
-    p.add_argument("--threshold", type=float, default=5.0, help="peak significance in sigma (default 5)")
+    r.add_argument(
+        "--resolution-fwhm", type=float, metavar="DQ", help="instrumental FWHM in nm^-1 (Gaussian)"
+    )
+    r.add_argument(
+        "--calibrant",
+        metavar="AGBH",
+        help="silver-behenate curve: instrumental FWHM from its 001 peak",
+    )
+    r.add_argument(
+        "--geometry",
+        metavar="PONI",
+        help="PONI from 'saxsred calibrate': its instrument FWHM (the default "
+        "is the width the sample's own geometry carries, if it was reduced with a calibrated PONI)",
+    )
+    p.add_argument(
+        "--calib-rel-err",
+        type=float,
+        default=0.005,
+        help="relative distance-calibration error (default 0.005)",
+    )
+    p.add_argument(
+        "--K", type=float, default=1.0, help="Scherrer constant (default 1, the paper's)"
+    )
+    p.add_argument(
+        "--width",
+        default="fwhm",
+        choices=["fwhm", "integral_breadth"],
+        help="width convention (default fwhm)",
+    )
+    p.add_argument(
+        "--threshold", type=float, default=5.0, help="peak significance in sigma (default 5)"
+    )
     p.add_argument("--qmin", type=float, help="lowest q used (nm^-1)")
     p.add_argument("--qmax", type=float, help="highest q used (nm^-1)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("-o", "--output", metavar="DIR", help="write peaks.json, peaks.png and peaks.tsv to DIR")
+    p.add_argument(
+        "-o", "--output", metavar="DIR", help="write peaks.json, peaks.png and peaks.tsv to DIR"
+    )
     p.set_defaults(func=_peaks)
 
     c = sub.add_parser(
@@ -70,7 +116,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     c.add_argument("trace", metavar="TRACE", help="text file: chi (deg), I[, sigma]")
     c.add_argument("--n-peaks", type=int, help="fit exactly the N most significant peaks")
-    c.add_argument("--threshold", type=float, default=5.0, help="peak significance in sigma (default 5)")
+    c.add_argument(
+        "--threshold", type=float, default=5.0, help="peak significance in sigma (default 5)"
+    )
     c.add_argument("--json", action="store_true", help="print one JSON object")
     c.add_argument("-o", "--output", metavar="DIR", help="write chi.json and chi.png to DIR")
     c.set_defaults(func=_chi)
@@ -84,9 +132,13 @@ def _sample_curve(args: argparse.Namespace):
         try:
             from ..formfactor import effective_structure_factor
         except ImportError:
-            raise InputError("--dilute needs the form-factor stage (saxsred.formfactor), not installed; pass S_eff with --sq") from None
+            raise InputError(
+                "--dilute needs the form-factor stage (saxsred.formfactor), not installed; pass S_eff with --sq"
+            ) from None
         dilute = read_curve(args.dilute, q_unit=getattr(args, "q_unit", None))
-        sf = effective_structure_factor(sample, dilute, concentration_ratio=args.concentration_ratio)
+        sf = effective_structure_factor(
+            sample, dilute, concentration_ratio=args.concentration_ratio
+        )
         return sf.as_curve(), "sq"
     return sample, ("sq" if args.sq else "iq")
 
@@ -96,7 +148,9 @@ def _instrument(args: argparse.Namespace) -> float:
         from ..io.curves import read_curve
         from ..peaks import instrument_fwhm_from_calibrant
 
-        return instrument_fwhm_from_calibrant(read_curve(args.calibrant, q_unit=getattr(args, "q_unit", None)))
+        return instrument_fwhm_from_calibrant(
+            read_curve(args.calibrant, q_unit=getattr(args, "q_unit", None))
+        )
     if args.resolution_fwhm is not None:
         if not (args.resolution_fwhm >= 0 and math.isfinite(args.resolution_fwhm)):
             raise ParameterError(f"--resolution-fwhm {args.resolution_fwhm}: must be >= 0 (nm^-1)")
@@ -106,7 +160,9 @@ def _instrument(args: argparse.Namespace) -> float:
 
         width = load_poni(args.geometry, accept_implausible=True).instrument_fwhm_inv_nm
         if width is None:
-            raise ParameterError(f"{args.geometry}: no instrument width in it; calibrate it with 'saxsred calibrate'")
+            raise ParameterError(
+                f"{args.geometry}: no instrument width in it; calibrate it with 'saxsred calibrate'"
+            )
         args.instrument_width_source = f"geometry {Path(args.geometry).name} (saxsred calibrate)"
         return float(width)
     return 0.0
@@ -130,11 +186,18 @@ def _peaks(args: argparse.Namespace) -> int:
         args.lattice = resolve(args.lattice)
     curve, kind = _sample_curve(args)
     inst = _instrument(args)
-    if inst == 0.0 and args.resolution_fwhm is None and not args.calibrant and not getattr(args, "geometry", None):
+    if (
+        inst == 0.0
+        and args.resolution_fwhm is None
+        and not args.calibrant
+        and not getattr(args, "geometry", None)
+    ):
         width = geometry_instrument_width(curve)
         if width:  # the default: the resolution measured on the calibrant, carried by the geometry
             inst = width
-            args.instrument_width_source = f"geometry {curve.provenance['geometry'].get('source', '')} (saxsred calibrate)"
+            args.instrument_width_source = (
+                f"geometry {curve.provenance['geometry'].get('source', '')} (saxsred calibrate)"
+            )
     res = analyze_peaks(
         curve,
         lattice=args.lattice,
@@ -153,7 +216,10 @@ def _peaks(args: argparse.Namespace) -> int:
     d["input_file"] = Path(args.sample).name
     if getattr(args, "instrument_width_source", None):
         d["instrument_width_source"] = args.instrument_width_source
-        d["notes"] = [*d["notes"], f"instrument FWHM {inst:.4g} nm^-1 from the {args.instrument_width_source}"]
+        d["notes"] = [
+            *d["notes"],
+            f"instrument FWHM {inst:.4g} nm^-1 from the {args.instrument_width_source}",
+        ]
     if args.output:
         _write_outputs(res, d, Path(args.output))
     if args.json:
@@ -182,9 +248,13 @@ def _summary(d: dict) -> str:
             )
     for p in d["peaks"]:
         hkl = "".join(str(x) for x in p["hkl"]) if p["hkl"] else "-"
-        lines.append(f"  q = {p['q_inv_nm']:.4f} nm^-1  FWHM = {p['fwhm_inv_nm']:.4f}  area = {p['area']:.4g}  hkl {hkl}")
+        lines.append(
+            f"  q = {p['q_inv_nm']:.4f} nm^-1  FWHM = {p['fwhm_inv_nm']:.4f}  area = {p['area']:.4g}  hkl {hkl}"
+        )
     for a in d["alternatives"][:4]:
-        lines.append(f"  candidate {a['lattice']:<8s} a = {a['a_nm']:.3f} nm  score {a['score']:.3f}")
+        lines.append(
+            f"  candidate {a['lattice']:<8s} a = {a['a_nm']:.3f} nm  score {a['score']:.3f}"
+        )
     lines.extend(f"note: {n}" for n in d["notes"])
     return "\n".join(lines)
 
@@ -228,7 +298,9 @@ def _chi(args: argparse.Namespace) -> int:
             "chi2_red": fit.chi2_red,
             "peaks": [
                 {"chi_deg": c, "fwhm_deg": w, "fwhm_err_deg": e, "amplitude": a}
-                for c, w, e, a in zip(fit.centers_deg, fit.fwhm_deg, fit.fwhm_err_deg, fit.amplitudes)
+                for c, w, e, a in zip(
+                    fit.centers_deg, fit.fwhm_deg, fit.fwhm_err_deg, fit.amplitudes
+                )
             ],
         }
     )
@@ -246,7 +318,11 @@ def _chi(args: argparse.Namespace) -> int:
         print(json.dumps(d, allow_nan=False))
     else:
         if fit.verdict == "isotropic":
-            print(f"isotropic: the trace is flat within its noise (flat model chi2_red = {fit.flat_chi2_red:.3g}); no peaks")
+            print(
+                f"isotropic: the trace is flat within its noise (flat model chi2_red = {fit.flat_chi2_red:.3g}); no peaks"
+            )
         else:
-            print(f"{fit.n_peaks} peaks: mean FWHM {fit.mean_fwhm_deg:.2f} +/- {fit.spread_fwhm_deg:.2f} deg")
+            print(
+                f"{fit.n_peaks} peaks: mean FWHM {fit.mean_fwhm_deg:.2f} +/- {fit.spread_fwhm_deg:.2f} deg"
+            )
     return 0
