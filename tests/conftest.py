@@ -12,6 +12,12 @@ ROOT = Path(__file__).resolve().parents[1]
 REALDATA = Path(os.environ.get("SAXSRED_REALDATA", ROOT.parent / "shared" / "realdata"))
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The reducer pins thread variables to 1 in its own process (saxsred.pipeline.pin_threads,
+# before pyFAI loads OpenMP). numba re-reads NUMBA_NUM_THREADS whenever it compiles, and a
+# value that differs from the one its thread pool was launched with is an error; on a fresh
+# clone (empty numba cache) a structures kernel compiled after a pipeline test hit exactly that.
+# Start the test process with the value the reducer sets, so the two never disagree.
+os.environ["NUMBA_NUM_THREADS"] = "1"
 
 
 def realdata(*parts: str) -> Path:
