@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GeometryError, InputError
-from ..io.frames import XEUSS_GAMMA_MAX_DEG, FrameMetadata
+from ..io.header import XEUSS_GAMMA_MAX_DEG, FrameMetadata
 from .core import Geometry, check_plausible
 from .poni import load_poni
 
@@ -46,7 +46,7 @@ def geometry_from_metadata(
     DetectorRotation_2 (slow) is rot1, DetectorRotation_3 is rot3; dahu's Rot_1/2/3 name
     the same axes and are mapped the same way. Xenocs Xeuss arm angles (``Delta``/``Gamma``,
     degrees) become pyFAI rot2 = Delta and rot1 = -Gamma (confirmed on a glassy-carbon
-    frame: see :data:`saxsred.io.frames.XEUSS_GAMMA_MAX_DEG`); a Gamma above that is refused.
+    frame: see :data:`saxsred.io.header.XEUSS_GAMMA_MAX_DEG`); a Gamma above that is refused.
     Binning (BSize) multiplies the pixel size
     when PSize is the unbinned one only if the header says so: ID02 writes binned PSize,
     which is used as is.
