@@ -71,11 +71,14 @@ def input_record(path: str | os.PathLike, checksum: str | None = None) -> dict[s
     return {"file": p.name, "checksum": checksum or file_checksum(p)}
 
 
-def _jsonable(obj: Any) -> Any:
+def plain_record(obj: Any) -> Any:
+    """Plain-Python copy of a provenance record: numpy arrays and scalars to lists and
+    numbers, paths to strings, keys to strings (NaN kept; see :mod:`saxsred.io.jsonfile`
+    for the JSON of results)."""
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): plain_record(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
+        return [plain_record(v) for v in obj]
     if isinstance(obj, np.ndarray):
         return obj.tolist()
     if isinstance(obj, np.generic):
@@ -97,8 +100,13 @@ def _default(obj: Any) -> Any:
 
 def to_json(prov: dict[str, Any], indent: int | None = 1) -> str:
     """Deterministic JSON (sorted keys) of a provenance record."""
-    return json.dumps(prov, sort_keys=True, indent=indent, default=_default,
-                      separators=(",", ": ") if indent else (", ", ": "))
+    return json.dumps(
+        prov,
+        sort_keys=True,
+        indent=indent,
+        default=_default,
+        separators=(",", ": ") if indent else (", ", ": "),
+    )
 
 
 def extend(prov: dict[str, Any] | None, step: str, **record: Any) -> dict[str, Any]:
@@ -108,7 +116,7 @@ def extend(prov: dict[str, Any] | None, step: str, **record: Any) -> dict[str, A
     """
     out = dict(prov or {})
     steps = list(out.get("steps", []))
-    steps.append({"step": step, **_jsonable(record)})
+    steps.append({"step": step, **plain_record(record)})
     out["steps"] = steps
     out.setdefault("software", software_versions())
     return out
