@@ -8,6 +8,7 @@ The same runner serves ``saxsred reduce --workers N`` (:func:`reduce_parallel`).
 Modules, in the order a run meets them:
 
 - :mod:`~saxsred.pipeline.schema`: the recipe format, parsed and validated (:func:`load_recipe`);
+- :mod:`~saxsred.pipeline.recipe_keys`: the keys each section and step kind may have;
 - :mod:`~saxsred.pipeline.keys`: step kinds, the state folder, the content keys of units;
 - :mod:`~saxsred.pipeline.executors`: serial or dask.distributed (:func:`local_cluster`);
 - :mod:`~saxsred.pipeline.units`: one reduce unit (:func:`reduce_input`), run on a worker;

@@ -1,5 +1,11 @@
 """Recipe schema: the TOML format of a recipe, parsed and validated with line numbers
-(see ``pipelines/README.md``)."""
+(see ``pipelines/README.md``).
+
+The keys allowed in each section and step kind, with their types and checks, are in
+:mod:`saxsred.pipeline.recipe_keys`; this module parses a recipe (:func:`parse_recipe`,
+:func:`load_recipe`) into :class:`Recipe` and :class:`Step` objects, resolves its paths
+and applies command-line overrides (:func:`with_overrides`).
+"""
 
 from __future__ import annotations
 
@@ -14,9 +20,15 @@ from typing import Any
 
 from .. import provenance as prov_mod
 from ..errors import InputError, ParameterError, SaxsredError
-from ..reduce.corrections import MONITORS
-from ..reduce.files import parse_frame_selection
 from .keys import CURVE_KINDS, STATE_DIR, STEP_KINDS
+from .recipe_keys import (
+    REF_KEYS,
+    REQUIRED_KEYS,
+    SECTION_KEYS,
+    STEP_COMMON_KEYS,
+    STEP_KEYS,
+    check_table,
+)
 
 
 @dataclass(frozen=True)
@@ -53,164 +65,6 @@ class Recipe:
         raise KeyError(name)
 
 
-# ---- schema: key -> (type, check); types are names understood by _convert
-
-
-def _pos(v: float) -> str | None:
-    return None if v > 0 else "must be positive"
-
-
-def _unit_interval(v: float) -> str | None:
-    return None if 0 < v < 1 else "must be between 0 and 1"
-
-
-def _pol(v: Any) -> str | None:
-    return None if v is False or -1 <= v <= 1 else "must be between -1 and 1, or false"
-
-
-def _npt(v: int) -> str | None:
-    return None if v >= 2 else "must be at least 2"
-
-
-def _enum(*allowed: str) -> Callable[[Any], str | None]:
-    def check(v: Any) -> str | None:
-        return None if v in allowed else f"must be one of {', '.join(allowed)}"
-
-    return check
-
-
-def _frames(v: str) -> str | None:
-    # the one parser of frame selections (saxsred reduce --frames uses it too)
-    try:
-        ok = parse_frame_selection(v) is not None
-    except ParameterError:
-        ok = False
-    return None if ok else 'must be frame indices and ranges such as "0,2,5-9"'
-
-
-def _formats(v: list[str]) -> str | None:
-    bad = [f for f in v if f not in ("h5", "dat")]
-    if bad or not v:
-        return 'must be a non-empty list of "h5" and "dat"'
-    return None
-
-
-SECTION_KEYS: dict[str, dict[str, tuple[str, Any]]] = {
-    "recipe": {
-        "name": ("str", None),
-        "description": ("str", None),
-        "data": ("str", None),
-        "output": ("str", None),
-    },
-    "geometry": {
-        "poni": ("str", None),
-        "mask": ("str", None),
-        # overrides of the PONI (saxsred reduce --wavelength-nm / --energy-kev / --dioptas)
-        "wavelength_nm": ("float", None),
-        "energy_kev": ("float", None),
-        "dioptas": ("bool", None),
-    },
-    "corrections": {
-        "dark": ("str", None),
-        "flat": ("str", None),
-        "npt": ("int", _npt),
-        "unit": ("str", _enum("q_nm^-1", "q_A^-1", "2th_deg", "r_mm")),
-        "q_range_nm": ("range", None),
-        "monitor": ("str", _enum(*MONITORS)),
-        "polarization_factor": ("float_or_false", _pol),
-        "solid_angle": ("bool", None),
-        "transmission": ("float", _pos),
-        "empty_beam_ratio": ("float", _pos),
-        "thickness_mm": ("float", _pos),
-        "scale": ("float", _pos),
-        "hot_pixels": ("bool", None),
-        "saturation": ("float", _pos),
-        "mask_dummy": ("bool", None),
-        "mask_negative": ("bool", None),
-        # issue 14: the options pyFAI users expect (same names as saxsred.reduce.Corrections)
-        "error_model": ("str", _enum("poisson", "azimuthal", "none")),
-        "mask_below": ("float", None),
-        "mask_above": ("float", None),
-        "beamstop_radius_px": ("float", _pos),
-        "beamstop_auto": ("bool", None),
-    },
-}
-
-_COMMON_STEP = {
-    "name": ("str", None),
-    "kind": ("str", _enum(*STEP_KINDS)),
-    "description": ("str", None),
-}
-_STEP_KEYS: dict[str, dict[str, tuple[str, Any]]] = {
-    "reduce": {
-        "inputs": ("strs", None),
-        "exclude": ("strs", None),
-        "frames": ("str", _frames),
-        "formats": ("strs", _formats),
-        "darks": ("table", None),
-        "ponis": ("table", None),
-        **SECTION_KEYS["geometry"],
-        **SECTION_KEYS["corrections"],
-    },
-    "average": {
-        "inputs": ("strs", None),
-        "output": ("str", None),
-        "alpha": ("float", _unit_interval),
-        "reject": ("bool", None),
-    },
-    "subtract": {
-        "inputs": ("strs", None),
-        "background": ("str", None),
-        "pairs": ("table", None),
-        "factor": ("float", None),
-    },
-    "scale": {
-        "inputs": ("strs", None),
-        "water": ("str", None),
-        "empty": ("str", None),
-        "factor": ("float", _pos),
-        "factor_err": ("float", None),
-        "q_range_nm": ("range", None),
-        "water_cm": ("float", _pos),
-    },
-    "form_factor": {
-        "input": ("str", None),
-        "shape": ("str", _enum("cube", "sphere", "prism")),
-        "qmin": ("float", None),
-        "qmax": ("float", None),
-        "figure": ("bool", None),
-    },
-    "structure_factor": {"sample": ("str", None), "dilute": ("str", None), "output": ("str", None)},
-    "peaks": {
-        "input": ("str", None),
-        "lattice": ("str", None),
-        "edge_nm": ("float", _pos),
-        "edge_from": ("str", None),
-        "calibrant": ("str", None),
-        "instrument_fwhm_inv_nm": ("float", None),
-        "qmin": ("float", None),
-        "qmax": ("float", None),
-        "curve_kind": ("str", _enum("sq", "iq")),
-        "figure": ("bool", None),
-    },
-    "figures": {
-        "inputs": ("strs", None),
-        "output": ("str", None),
-        "title": ("str", None),
-        "logx": ("bool", None),
-    },
-}
-_REQUIRED = {
-    "reduce": ("inputs",),
-    "average": ("inputs",),
-    "subtract": ("inputs",),
-    "scale": ("inputs",),
-    "form_factor": ("input",),
-    "structure_factor": ("sample", "dilute"),
-    "peaks": ("input",),
-    "figures": ("inputs",),
-}
-_REF_KEYS = ("inputs", "background", "water", "empty", "input", "sample", "dilute", "calibrant")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 
 
@@ -257,69 +111,6 @@ class _Locator:
         return self.headers.get(where, self.headers.get((section, index, None), 1))
 
 
-def _convert(value: Any, typ: str) -> tuple[Any, str | None]:
-    """Check a TOML value's type; returns (converted value, problem or None)."""
-    if typ == "str":
-        return (value, None) if isinstance(value, str) else (value, "must be a string")
-    if typ == "bool":
-        return (value, None) if isinstance(value, bool) else (value, "must be true or false")
-    if typ == "int":
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        return (value, None) if ok else (value, "must be an integer")
-    if typ in ("float", "float_or_false"):
-        if typ == "float_or_false" and value is False:
-            return value, None
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value), None
-        return value, "must be a number" + (" or false" if typ == "float_or_false" else "")
-    if typ == "strs":
-        if isinstance(value, str):
-            return [value], None
-        if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-            return list(value), None
-        return value, "must be a string or a non-empty list of strings"
-    if typ == "range":
-        ok = (
-            isinstance(value, list)
-            and len(value) == 2
-            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
-        )
-        if not ok:
-            return value, "must be two numbers [min, max]"
-        lo, hi = float(value[0]), float(value[1])
-        return ((lo, hi), None) if lo < hi else (value, "must be [min, max] with min < max")
-    if typ == "table":
-        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
-            return dict(value), None
-        return value, 'must be a table of "pattern" = "name" strings'
-    raise AssertionError(typ)  # pragma: no cover
-
-
-def _check_table(
-    table: dict[str, Any],
-    schema: dict[str, tuple[str, Any]],
-    err: Callable[[str | None, str], SaxsredError],
-) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if key not in schema:
-            close = difflib.get_close_matches(key, list(schema), n=1)
-            hint = (
-                f"; did you mean {close[0]!r}?"
-                if close
-                else f"; allowed: {', '.join(sorted(schema))}"
-            )
-            raise err(key, f"unknown key{hint}")
-        typ, check = schema[key]
-        conv, problem = _convert(value, typ)
-        if problem is None and check is not None:
-            problem = check(conv)
-        if problem:
-            raise err(key, f"{problem} (got {value!r})")
-        out[key] = conv
-    return out
-
-
 def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
     """Parse and validate a recipe's TOML text; errors name the line and the key.
 
@@ -357,7 +148,7 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
             raise ParameterError(
                 f"{source}:{loc.line('', None, sec)}: {sec!r} must be a table [{sec}]"
             )
-        sections[sec] = _check_table(raw, schema, section_err(sec))
+        sections[sec] = check_table(raw, schema, section_err(sec))
     raw_steps = doc.get("step", [])
     if not isinstance(raw_steps, list) or not raw_steps:
         raise ParameterError(
@@ -385,7 +176,7 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
             close = difflib.get_close_matches(str(kind), STEP_KINDS, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise err("kind", f"unknown kind {kind!r}{hint} (kinds: {', '.join(STEP_KINDS)})")
-        opts = _check_table(raw, {**_COMMON_STEP, **_STEP_KEYS[kind]}, err)
+        opts = check_table(raw, {**STEP_COMMON_KEYS, **STEP_KEYS[kind]}, err)
         name = opts.pop("name")
         opts.pop("kind")
         if not _NAME_RE.match(name):
@@ -394,7 +185,7 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
             )
         if name in seen or name == STATE_DIR:
             raise err("name", f"{name!r} is used by an earlier step; step names must be unique")
-        for req in _REQUIRED[kind]:
+        for req in REQUIRED_KEYS[kind]:
             if req not in opts:
                 raise err(None, f"missing key {req!r} (required by kind {kind!r})")
         if kind == "subtract" and "background" not in opts and "pairs" not in opts:
@@ -408,7 +199,7 @@ def parse_recipe(text: str, source: str = "<recipe>") -> Recipe:
             src = seen.get(opts["edge_from"])
             if src is None or src.kind != "form_factor":
                 raise err("edge_from", f"{opts['edge_from']!r} is not an earlier form_factor step")
-        for key in _REF_KEYS:
+        for key in REF_KEYS:
             if kind == "reduce" or key not in opts:
                 continue
             refs = opts[key] if isinstance(opts[key], list) else [opts[key]]
@@ -478,6 +269,7 @@ def load_recipe(path: str | os.PathLike) -> Recipe:
 #: Prefix of a recipe path that is relative to the data folder rather than the recipe's.
 DATA_PREFIX = "data:"
 
+
 #: Keys whose values are file paths resolved by :func:`resolve_recipe_path`.
 PATH_KEYS = ("poni", "mask", "dark", "flat")
 
@@ -503,8 +295,8 @@ def with_overrides(recipe: Recipe, overrides: dict[str, Any]) -> Recipe:
         return ParameterError(f"override {key}: {problem}")
 
     ov = {k: v for k, v in overrides.items() if v is not None}
-    geo = _check_table({k: v for k, v in ov.items() if k in geo_keys}, geo_keys, err)
-    corr = _check_table({k: v for k, v in ov.items() if k not in geo_keys}, corr_keys, err)
+    geo = check_table({k: v for k, v in ov.items() if k in geo_keys}, geo_keys, err)
+    corr = check_table({k: v for k, v in ov.items() if k not in geo_keys}, corr_keys, err)
     drop = set(ov) | ({"darks"} if "dark" in ov else set()) | ({"ponis"} if "poni" in ov else set())
     steps = tuple(
         replace(s, options={k: v for k, v in s.options.items() if k not in drop})
