@@ -3,7 +3,8 @@
 The driver samples these every few sweeps, so each must cost a small fraction of a
 sweep (N trial moves): they walk the particles once, or the neighbour list once, and
 allocate nothing of size N^2. Units and conventions as in :mod:`saxsred.mc._kernels`
-(positions in ``[-L/2, L/2)``, rotation matrices row-major, 9 floats per cube).
+and :mod:`saxsred.mc.cubes` (positions in ``[-L/2, L/2)``, rotation matrices row-major,
+9 floats per cube).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import math
 import numpy as np
 from numba import njit
 
-from ._kernels import cubes_overlap
+from .box import min_image
+from .cubes import cubes_overlap
 
 
 @njit(cache=True)
@@ -74,16 +76,6 @@ def vacancy_spreads(idx, d, n_cells, spacing, threshold):
     return spreads, counts
 
 
-@njit(cache=True, inline="always")
-def _mi(d, L):
-    # minimum image for |d| < 1.5 L (both centres inside the box): a branch, no division
-    if d >= 0.5 * L:
-        return d - L
-    if d < -0.5 * L:
-        return d + L
-    return d
-
-
 @njit(cache=True)
 def block_checks(pos, rot, box, nbr, nn, hard, bond_range):
     """One pass over the neighbour-list pairs: (overlapping pairs, bonds, largest cluster).
@@ -104,9 +96,9 @@ def block_checks(pos, rot, box, nbr, nn, hard, bond_range):
             j = nbr[i, k]
             if j <= i:
                 continue
-            tx = _mi(pos[j, 0] - pos[i, 0], box[0])
-            ty = _mi(pos[j, 1] - pos[i, 1], box[1])
-            tz = _mi(pos[j, 2] - pos[i, 2], box[2])
+            tx = min_image(pos[j, 0] - pos[i, 0], box[0])
+            ty = min_image(pos[j, 1] - pos[i, 1], box[1])
+            tz = min_image(pos[j, 2] - pos[i, 2], box[2])
             r2 = tx * tx + ty * ty + tz * tz
             if r2 < b2:
                 n_b += 1
@@ -144,9 +136,9 @@ def largest_cluster_in_list(pos, box, nbr, nn, bond_range):
             tx = pos[j, 0] - pos[i, 0]
             ty = pos[j, 1] - pos[i, 1]
             tz = pos[j, 2] - pos[i, 2]
-            tx = _mi(tx, box[0])
-            ty = _mi(ty, box[1])
-            tz = _mi(tz, box[2])
+            tx = min_image(tx, box[0])
+            ty = min_image(ty, box[1])
+            tz = min_image(tz, box[2])
             if tx * tx + ty * ty + tz * tz < b2:
                 ri = _root(parent, i)
                 rj = _root(parent, j)
