@@ -7,7 +7,19 @@
   cubatic order, largest cluster;
 - :mod:`saxsred.mc.snapshot`: GSD trajectories readable by HOOMD-blue, freud and OVITO.
 
-Kernels are numba-compiled with an on-disk cache (:mod:`saxsred.mc._kernels`).
+Modules, from the kernels up:
+
+- :mod:`saxsred.mc.rng`, :mod:`saxsred.mc.cubes`, :mod:`saxsred.mc.box`: numba building
+  blocks (xoshiro256** stream and random rotations; cube rotations, exact overlap and
+  contact; minimum image and Verlet list);
+- :mod:`saxsred.mc._kernels`: the trial moves, recounts, pressure histograms and virial
+  integrals (and the building blocks, re-exported); :mod:`saxsred.mc.obskernels`: the
+  per-sample observables (vacancy pass, list-based checks);
+- :mod:`saxsred.mc.model`: :class:`MCParams`, :class:`MCState`, the start states;
+- :mod:`saxsred.mc.engine`: the driver (:func:`run`, :func:`schedule`, :class:`MCResult`);
+- :mod:`saxsred.mc.observables`, :mod:`saxsred.mc.snapshot`, :mod:`saxsred.mc.figure`.
+
+Kernels are numba-compiled with an on-disk cache (``cache=True``).
 """
 
 from __future__ import annotations
