@@ -19,10 +19,10 @@ def inplane_angles(orientations: np.ndarray, normal: int) -> np.ndarray:
     Its magnitude never exceeds the cube's misorientation angle 2 arccos|w|: a rotation
     by phi turns no vector by more than phi.
     """
-    from . import _kernels as K
+    from .cubes import quats_to_rots
 
     q = np.asarray(orientations, float)
-    R = K.quats_to_rots(q / np.linalg.norm(q, axis=1, keepdims=True)).reshape(-1, 3, 3)
+    R = quats_to_rots(q / np.linalg.norm(q, axis=1, keepdims=True)).reshape(-1, 3, 3)
     e0, e1 = [c for c in range(3) if c != normal]
     rows = np.arange(len(R))
     k_n = np.argmax(np.abs(R[:, normal, :]), axis=1)  # body axis along the normal
