@@ -1,4 +1,6 @@
-"""numba kernels of the structures stage: pair-distance histogram, Debye sum, oriented amplitude sums.
+"""numba kernels of the structures stage: pair-distance histogram, Debye sums, the SC block model.
+
+The oriented-cube amplitude sum is in :mod:`._oriented_kernels`.
 
 Pure functions on arrays; each has an independent check in ``tests/test_structures*.py``
 (a direct O(N^2 q) sum, freud, analytic Laue functions).
@@ -246,115 +248,6 @@ def _sinc(x):
     if abs(x) < 1e-8:
         return 1.0
     return math.sin(x) / x
-
-
-@njit(parallel=True, cache=True, fastmath=True)
-def oriented_sum(pos, body, half_edge, q0, dq, nq, dirs, wts, common, nchunks):
-    """Powder average of |sum_j F_j(q n) exp(i q n.r_j)|^2 over the direction nodes ``dirs``.
-
-    q runs over q0 + k dq, k < nq: the phase of each particle is advanced by one complex
-    rotation per q step (the block is short, so the round-off stays near 1e-14).
-    ``body[j]`` holds the cube's axes as rows (lab frame), so its body-frame components
-    of n are body[j] @ n; F_j = prod_i sinc(q c_i e_j/2). With ``common`` every cube has
-    the orientation and edge of cube 0, F factors out of the sum and costs nothing per cube.
-    """
-    n = pos.shape[0]
-    m = dirs.shape[0]
-    acc = np.zeros((nchunks, nq))
-    iq3 = np.zeros(nq)
-    for k in range(nq):
-        qk = q0 + k * dq
-        if qk > 0.0:
-            iq3[k] = 1.0 / (qk * qk * qk)
-    for c in prange(nchunks):
-        are = np.zeros(nq)
-        aim = np.zeros(nq)
-        for d in range(c, m, nchunks):
-            nx = dirs[d, 0]
-            ny = dirs[d, 1]
-            nz = dirs[d, 2]
-            are[:] = 0.0
-            aim[:] = 0.0
-            for j in range(n):
-                p = pos[j, 0] * nx + pos[j, 1] * ny + pos[j, 2] * nz
-                cr = math.cos(q0 * p)
-                ci = math.sin(q0 * p)
-                sr = math.cos(dq * p)
-                si = math.sin(dq * p)
-                if common:
-                    for k in range(nq):
-                        are[k] += cr
-                        aim[k] += ci
-                        t = cr * sr - ci * si
-                        ci = cr * si + ci * sr
-                        cr = t
-                else:
-                    # each sinc(q b_i) = Im(exp(i q b_i)) / (q b_i), the sines advanced by rotation
-                    # like the phase; |b_i| is floored at 1e-9 nm (sinc there is 1 - 1e-19 q^2)
-                    b0 = (body[j, 0, 0] * nx + body[j, 0, 1] * ny + body[j, 0, 2] * nz) * half_edge[
-                        j
-                    ]
-                    b1 = (body[j, 1, 0] * nx + body[j, 1, 1] * ny + body[j, 1, 2] * nz) * half_edge[
-                        j
-                    ]
-                    b2 = (body[j, 2, 0] * nx + body[j, 2, 1] * ny + body[j, 2, 2] * nz) * half_edge[
-                        j
-                    ]
-                    if abs(b0) < 1e-9:
-                        b0 = 1e-9
-                    if abs(b1) < 1e-9:
-                        b1 = 1e-9
-                    if abs(b2) < 1e-9:
-                        b2 = 1e-9
-                    inv_b = 1.0 / (b0 * b1 * b2)
-                    x0r = math.cos(q0 * b0)
-                    x0i = math.sin(q0 * b0)
-                    x1r = math.cos(q0 * b1)
-                    x1i = math.sin(q0 * b1)
-                    x2r = math.cos(q0 * b2)
-                    x2i = math.sin(q0 * b2)
-                    t0r = math.cos(dq * b0)
-                    t0i = math.sin(dq * b0)
-                    t1r = math.cos(dq * b1)
-                    t1i = math.sin(dq * b1)
-                    t2r = math.cos(dq * b2)
-                    t2i = math.sin(dq * b2)
-                    for k in range(nq):
-                        if iq3[k] > 0.0:
-                            f = x0i * x1i * x2i * inv_b * iq3[k]
-                        else:
-                            f = 1.0
-                        are[k] += f * cr
-                        aim[k] += f * ci
-                        t = cr * sr - ci * si
-                        ci = cr * si + ci * sr
-                        cr = t
-                        t = x0r * t0r - x0i * t0i
-                        x0i = x0r * t0i + x0i * t0r
-                        x0r = t
-                        t = x1r * t1r - x1i * t1i
-                        x1i = x1r * t1i + x1i * t1r
-                        x1r = t
-                        t = x2r * t2r - x2i * t2i
-                        x2i = x2r * t2i + x2i * t2r
-                        x2r = t
-            w = wts[d]
-            if common:
-                b0 = (body[0, 0, 0] * nx + body[0, 0, 1] * ny + body[0, 0, 2] * nz) * half_edge[0]
-                b1 = (body[0, 1, 0] * nx + body[0, 1, 1] * ny + body[0, 1, 2] * nz) * half_edge[0]
-                b2 = (body[0, 2, 0] * nx + body[0, 2, 1] * ny + body[0, 2, 2] * nz) * half_edge[0]
-                for k in range(nq):
-                    qk = q0 + k * dq
-                    f = _sinc(qk * b0) * _sinc(qk * b1) * _sinc(qk * b2)
-                    acc[c, k] += w * f * f * (are[k] * are[k] + aim[k] * aim[k])
-            else:
-                for k in range(nq):
-                    acc[c, k] += w * (are[k] * are[k] + aim[k] * aim[k])
-    out = np.zeros(nq)
-    for c in range(nchunks):
-        for k in range(nq):
-            out[k] += acc[c, k]
-    return out
 
 
 @njit(cache=True, fastmath=True)

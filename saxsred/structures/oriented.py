@@ -26,8 +26,11 @@ D4h (a perfect block with nx = ny = nz... checked numerically, not assumed) lets
 be cut by 16: the product grid is D4h-invariant but not invariant under the 3-fold axes of
 Oh, so the full 48-fold cut would need a Lebedev grid, whose highest tabulated degree (131)
 covers only q R < about 60. A disordered configuration needs the whole (half) sphere.
-q points are done in blocks of up to 32 that share one direction set; inside a uniform
-block each particle's phase advances by one complex rotation per q step.
+q points are done in blocks of up to 64 that share one direction set (the block's largest
+q sets l_max); inside a uniform block each particle's phase advances by one complex
+rotation per q step, with the cube index innermost so that the rotations vectorise, and
+the two starting phases per cube and direction come from a vectorised polynomial sin/cos
+(:mod:`._oriented_kernels`; round-off about 1e-14 relative).
 """
 
 from __future__ import annotations
@@ -38,10 +41,10 @@ import numpy as np
 from numba import get_num_threads
 
 from ..errors import ParameterError
-from . import _kernels as K
+from . import _oriented_kernels as OK
 from .build import Supraparticle, quaternion_to_matrix
 
-BLOCK = 32
+BLOCK = 64
 
 
 def degree_bound(q_nm: float, radius_nm: float) -> int:
@@ -174,7 +177,9 @@ def oriented_intensity(
         qb = q[i:j]
         dirs, w = sphere_rule(degree_bound(float(qb.max()), radius) + int(extra_degree), sym)
         dq = float(qb[1] - qb[0]) if qb.size > 1 else 0.0
-        out[i:j] = K.oriented_sum(pos, body, half, float(qb[0]), dq, qb.size, dirs, w, aligned, nch)
+        out[i:j] = OK.oriented_sum(
+            pos, body, half, float(qb[0]), dq, qb.size, dirs, w, aligned, nch
+        )
     return out
 
 
