@@ -20,7 +20,6 @@ Example
 >>> cv = scatter(sp, np.linspace(0.3, 1.4, 200), kind="effective")
 """
 
-from .bragg import bragg_structure_factor, ring_weights, sc_supraparticle_intensity
 from .build import (
     Supraparticle,
     build_supraparticle,
@@ -32,6 +31,19 @@ from .debye import debye_intensity, pair_distance_histogram, structure_factor
 from .fit import StructureFit, fit_structure, model_s_eff
 from .oriented import orientation_averaged_amplitude, oriented_intensity
 from .scatter import KINDS, METHODS, scatter, smear
+
+# bragg needs the peak stage (scipy.special, lmfit: about 1 s to import); loaded on first
+# use so that ``saxsred model scatter`` does not pay for it
+_LAZY = {"bragg_structure_factor", "ring_weights", "sc_supraparticle_intensity"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        from . import bragg
+
+        return getattr(bragg, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "KINDS",
