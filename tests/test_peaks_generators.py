@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import zlib
 
 import numpy as np
 import pytest
@@ -24,15 +25,11 @@ from saxsred.peaks import analyze_peaks
 # lattice on a quiet machine); the suite runs 4 per lattice to stay fast.
 N_CASES = int(os.environ.get("SAXSRED_GENERATOR_CASES", "4"))
 EDGE = 9.5
-# Measured at 20 cases each (13:00-13:30 UTC, see the report): still failing, kept visible.
+# Measured at 20 cases each (15:30 UTC, 2026-12-03; SAXSRED_GENERATOR_CASES=20): every lattice
+# 20/20 except HCP 19/20 (case 15, Lorentzian a = 21.8 nm: (100)/(002)/(101) merge into one
+# broad feature and A15 at 37.9 nm explains the rest as well). Still failing, kept visible:
 KNOWN = {
-    "SC": "14/20: Gaussian cases give L 10-30% long; one Pn-3m, one null",
-    "SC-aligned": "16/20: Gaussian cases give L 10-25% long",
-    "BCC": "12/20: some cases index as SC or A15 at a smaller a",
-    "FCC": "16/20: Lorentzian cases give L 10-15% short",
-    "A15": "3/20: mostly null or another cubic group",
-    "diamond": "18/20: Gaussian cases give L 14-20% long",
-    "HCP": "1/20: mostly null",
+    "HCP": "19/20 at 20 cases: one Lorentzian case indexes as A15 (the first three rings merge)",
 }
 
 
@@ -145,7 +142,7 @@ CASES = [
 
 @pytest.mark.parametrize("lattice", CASES)
 def test_textbook_generator_lattice_a_and_L(lattice):
-    rng = np.random.default_rng(abs(hash(lattice)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(lattice.encode()))  # not hash(): salted per process
     want = "SC" if lattice.startswith("SC") else lattice
     bad = []
     for case in range(N_CASES):

@@ -13,11 +13,12 @@ from ..errors import FitError, InputError, ParameterError
 from ..lattice import space_group
 from .coherence import Coherence, SizeDisorder, coherence_length, size_disorder
 from .find import FoundPeaks, find_peaks
-from .fit import PeakFit, fit_peaks
-from .index import MODEL_UNCERTAINTY, Indexing, index_peaks
+from .fit import PeakFit
+from .index import MAX_BRAGG_FWHM_FRAC, MODEL_UNCERTAINTY, Indexing, index_peaks
 from .lattice_fit import LatticeFit, fit_lattice
 from .predict import nn_distance, packing_fraction
 from .profiles import SHAPES
+from .segments import fit_peaks_by_segment
 
 
 @dataclass(frozen=True)
@@ -210,6 +211,26 @@ def clean_json(obj):
 
 #: A fit whose chi2_red exceeds this does not describe the data: flagged, not the answer.
 CHI2_FLAG = 5.0
+#: Two lines closer than this many FWHM are blended: neither free width is its own.
+BLEND_FWHM = 1.5
+
+
+def resolved_peak(i: int, pf: PeakFit, best) -> bool:
+    """Peak ``i`` stands alone: no other fitted peak and no other allowed ring of the
+    indexing ``best`` (its predicted lines) within :data:`BLEND_FWHM` x its FWHM."""
+    pk = pf.peaks[i]
+    w = BLEND_FWHM * pk.fwhm_inv_nm
+    for j, other in enumerate(pf.peaks):
+        if j == i or other.fwhm_inv_nm > MAX_BRAGG_FWHM_FRAC * other.q_nm:
+            continue  # a broad feature (form factor, liquid order) is background, not a neighbour
+        if abs(other.q_nm - pk.q_nm) < BLEND_FWHM * 0.5 * (pk.fwhm_inv_nm + other.fwhm_inv_nm):
+            return False
+    s_i = best.s_assigned[i]
+    q_i = 2 * math.pi * math.sqrt(s_i) / best.a_nm if s_i else pk.q_nm
+    for r in best.predicted:
+        if abs(r.s - s_i) > 1e-9 and abs(r.q_nm - q_i) < w:
+            return False
+    return True
 
 
 def _detection_limit(cv: Curve, sigma: np.ndarray, fwhm: np.ndarray, threshold: float = 3.0):
@@ -226,15 +247,19 @@ def _detection_limit(cv: Curve, sigma: np.ndarray, fwhm: np.ndarray, threshold: 
     return detect
 
 
-def _lattice_fit_coherence(lf: LatticeFit, inst: float, K: float, width: str) -> Coherence | None:
-    """L from the lattice-tied width model extrapolated to q = 0 (its own key, never the answer)."""
+def _lattice_fit_coherence(
+    lf: LatticeFit, inst: float, K: float, width: str, q_nm: float = 0.0
+) -> Coherence | None:
+    """L from the lattice-tied width model at ``q_nm`` (0: extrapolated to q = 0)."""
+    c = q_nm / (2 * math.pi)
+    mult = {"strain": c, "paracrystal": c * c}.get(lf.width_model, 0.0)
+    w = lf.w0_inv_nm + lf.slope * mult
     try:
         if lf.shape == "voigt":
-            w0 = lf.w0_inv_nm  # the Lorentzian (sample) part
-            b = w0 if width == "fwhm" else 0.5 * math.pi * w0
+            b = w if width == "fwhm" else 0.5 * math.pi * w  # the Lorentzian (sample) part
             L = 2 * math.pi * K / b
-            return Coherence(L, L * lf.w0_err_inv_nm / w0 if w0 > 0 else float("nan"), b, K, width)
-        return coherence_length(lf.w0_inv_nm, lf.w0_err_inv_nm, inst, lf.shape, K, width, lf.eta)
+            return Coherence(L, L * lf.w0_err_inv_nm / w if w > 0 else float("nan"), b, K, width)
+        return coherence_length(w, lf.w0_err_inv_nm, inst, lf.shape, K, width, lf.eta)
     except (FitError, ParameterError, ZeroDivisionError):
         return None
 
@@ -336,7 +361,7 @@ def analyze_peaks(
         return PeakAnalysis(
             peakfit=None, indexing=None, latticefit=None, notes=tuple(notes), **empty
         )
-    pf = fit_peaks(
+    pf = fit_peaks_by_segment(
         cv, found, shapes=shapes, threshold=threshold, instrument_fwhm_inv_nm=instrument_fwhm_inv_nm
     )
     qs = np.array([p.q_nm for p in pf.peaks])
@@ -428,14 +453,50 @@ def analyze_peaks(
             a, a_stat = lf.a_nm, lf.a_err_nm
         coh_lf = _lattice_fit_coherence(lf, instrument_fwhm_inv_nm, K, width)
     # The paper's convention: the lowest-order indexed peak of the free fit, instrument
-    # removed according to the selected shape.
-    first = min(idxd, key=lambda i: best.s_assigned[i])
+    # removed according to the selected shape; a peak blended with a neighbour (another
+    # fitted peak or an allowed ring of the lattice within BLEND_FWHM of its FWHM, e.g.
+    # HCP's (100)/(002)/(101)) has a free width that is not its own: the lowest resolved one.
+    order = sorted(idxd, key=lambda i: best.s_assigned[i])
+    first = next((i for i in order if resolved_peak(i, pf, best) and coh_pp[i]), order[0])
     coh = coh_pp[first]
-    notes.append(
-        f"coherence length from the lowest-order indexed peak {list(best.assignment[first])} "
-        f"(free {pf.shape} fit, instrument {instrument_fwhm_inv_nm:.4g} nm^-1 removed per that shape); "
-        f"convention K={K:g}, {'FWHM' if width == 'fwhm' else 'integral breadth'}"
-    )
+    skipped = order[: order.index(first)]
+    conv = f"convention K={K:g}, {'FWHM' if width == 'fwhm' else 'integral breadth'}"
+    lf_ok = lf is not None and lf.chi2_red <= CHI2_FLAG
+    q_idx = [pf.peaks[i].q_nm for i in idxd]
+    w_max = max(pf.peaks[i].fwhm_inv_nm for i in idxd)
+    others = [
+        i
+        for i, h in enumerate(best.assignment)
+        if h is None
+        and min(q_idx) - 2 * w_max <= pf.peaks[i].q_nm + 2 * pf.peaks[i].fwhm_inv_nm
+        and pf.peaks[i].q_nm - 2 * pf.peaks[i].fwhm_inv_nm <= max(q_idx) + 2 * w_max
+    ]
+    if (skipped or best.n_blends or others) and lf_ok:
+        # The lowest ring is blended, or blends of unresolved rings or features not indexed
+        # sit among the peaks (their tails bias the free widths near them): the lattice-tied fit, which fits
+        # every ring at its lattice position with one width model, gives the width where
+        # the free fit cannot.
+        q1 = 2 * math.pi * math.sqrt(best.s_assigned[order[0]]) / lf.a_nm
+        coh_low = _lattice_fit_coherence(lf, instrument_fwhm_inv_nm, K, width, q1)
+        if coh_low is not None:
+            coh = coh_low
+            notes.append(
+                f"coherence length from the lattice-tied fit's width at the lowest-order ring "
+                f"{list(best.assignment[order[0]])} (blends or features not indexed among the peaks: no free width is its own; "
+                f"chi2_red = {lf.chi2_red:.3g}, {lf.shape}, {lf.width_model} width model); {conv}"
+            )
+            skipped = None
+    if skipped is not None:
+        notes.append(
+            f"coherence length from the lowest-order indexed peak {list(best.assignment[first])} "
+            + (
+                f"resolved from its neighbours ({', '.join(str(list(best.assignment[i])) for i in skipped)} "
+                "blended: their free widths are not their own) "
+                if skipped
+                else ""
+            )
+            + f"(free {pf.shape} fit, instrument {instrument_fwhm_inv_nm:.4g} nm^-1 removed per that shape); {conv}"
+        )
     return PeakAnalysis(
         curve=cv,
         found=found,

@@ -52,7 +52,12 @@ def _baseline(y: np.ndarray, sig: np.ndarray, m: int, iterations: int = 30) -> n
     sv = sig / np.abs(y) if pos else sig
     b = savgol_filter(v, m, 3, mode="interp")
     for _ in range(iterations):
-        b = savgol_filter(np.minimum(v, b + sv), m, 3, mode="interp")
+        b_new = savgol_filter(np.minimum(v, b + sv), m, 3, mode="interp")
+        # converged: the clipping no longer moves the baseline by a hundredth of sigma
+        done = np.max(np.abs(b_new - b) / np.maximum(sv, 1e-300)) < 1e-2
+        b = b_new
+        if done:
+            break
     return np.exp(b) if pos else b
 
 
@@ -175,7 +180,16 @@ def find_peaks(
     sig0 = _noise_sigma(y, curve.sigma, np.full_like(y, float(np.median(np.abs(y))) or 1.0))
     base = _flat_baseline(q, y, sig0) if flat_baseline else _baseline(y, sig0, m)
     sig = _noise_sigma(y, curve.sigma, base)
-    r = (y - base) / sig
+    # The null hypothesis (no peak) has the noise of the baseline level: where error bars
+    # grow with the signal (counting statistics, relative errors of S_eff), dividing by the
+    # pointwise sigma would flatten every strong peak's top into a plateau that the fine
+    # filters see as two peaks. The residual is scaled by the noise floor instead, and
+    # ``ratio`` (local / floor noise) keeps dips on a peak top in local noise units.
+    given = bool(np.all(curve.sigma > 0) and np.all(np.isfinite(curve.sigma)))
+    # (an estimated sigma is already the baseline-level noise: see _noise_sigma)
+    floor = _noise_floor(sig, int(round(max(3.0, max_fwhm_frac * span / dq)))) if given else sig
+    ratio = sig / floor
+    r = (y - base) / floor
     if flat_baseline:
         # S_eff: the fit's baseline is a polynomial; a smoothed curve would swallow Lorentzian tails.
         base_fit = np.full_like(y, float(np.median(base)))
@@ -206,7 +220,7 @@ def find_peaks(
             kept.append((zc, i, w))
         if len(kept) >= max_peaks:
             break
-    kept = _split_blends(kept, Z, widths, threshold, max_peaks)
+    kept = _split_blends(kept, Z, widths, threshold, max_peaks, ratio)
     idx = np.array([c[1] for c in kept], dtype=int)
     return FoundPeaks(
         q_nm=q[idx] if idx.size else np.zeros(0),
@@ -219,13 +233,25 @@ def find_peaks(
     )
 
 
-def _split_blends(kept, Z, widths, threshold, max_peaks):
+def _noise_floor(sig: np.ndarray, width_pts: int) -> np.ndarray:
+    """Error bars at the baseline level: a low running percentile of sigma over about two
+    of the broadest peaks sought (peaks raise sigma only on their own few points), smoothed."""
+    from scipy.ndimage import percentile_filter, uniform_filter1d
+
+    size = max(5, 2 * width_pts + 1)
+    if size >= sig.size:
+        return np.full_like(sig, float(np.percentile(sig, 20)))
+    low = percentile_filter(sig, 20, size=size, mode="nearest")
+    return np.maximum(uniform_filter1d(low, size, mode="nearest"), 1e-300)
+
+
+def _split_blends(kept, Z, widths, threshold, max_peaks, ratio=None):
     """Replace a candidate that is two overlapping peaks seen at one coarse scale by the two.
 
     At the nearest finer scale where two maxima above ``threshold`` lie inside the
     candidate's support with a dip between them deeper than ``threshold`` below the lower
-    one (the filter output has unit noise, so the dip is significant, not noise on one
-    broad top), the pair is kept instead. The free fit would otherwise start with one
+    one (the filter output has unit noise at the noise floor; on a peak top the noise is
+    ``ratio`` times larger and the dip must be too), the pair is kept instead. The free fit would otherwise start with one
     broad peak and find the pair only from its residual, one more fit round.
     """
     scale_of = {float(w): k for k, w in enumerate(widths)}
@@ -233,6 +259,8 @@ def _split_blends(kept, Z, widths, threshold, max_peaks):
     for zc, i, w in kept:
         parts = [(zc, i, w)]
         for kk in range(scale_of[w] - 1, -1, -1):
+            if widths[kk] < w / 3:
+                break  # finer scales see the noise on the top, not a pair (the fit's residual would)
             z = Z[kk]
             lo, hi = max(1, int(i - 0.8 * w - 1)), min(z.size - 1, int(i + 0.8 * w + 2))
             seg = z[lo:hi]
@@ -247,7 +275,10 @@ def _split_blends(kept, Z, widths, threshold, max_peaks):
                 continue
             top = inner[np.argsort(-z[inner])[:2]]
             a, b = sorted(int(x) for x in top)
-            if b - a > widths[kk] and z[a : b + 1].min() < min(z[a], z[b]) - threshold:
+            noise = 1.0 if ratio is None else float(ratio[a : b + 1].max())
+            if min(z[a], z[b]) < threshold * noise:
+                continue  # not both significant against the noise on the peak top
+            if b - a > widths[kk] and z[a : b + 1].min() < min(z[a], z[b]) - threshold * noise:
                 parts = [(float(z[a]), a, float(widths[kk])), (float(z[b]), b, float(widths[kk]))]
                 break
         out.extend(parts)

@@ -34,6 +34,8 @@ from .predict import (
 
 #: Factor by which a predicted intensity may be off either way (stated in every result).
 MODEL_UNCERTAINTY = 10.0
+#: In the ranking, this many absent rings weigh as much as one unexplained peak.
+ABSENT_PER_UNEXPLAINED = 4.0
 #: Lattices tried by ``lattices="auto"``.
 AUTO_LATTICES = _lat.LATTICES
 #: A feature broader than this fraction of its q (order over fewer than ~7 periods) is no
@@ -68,6 +70,7 @@ class Candidate:
     notes: tuple[str, ...] = ()
     n_unexplained: float = 0.0
     n_absent_below: int = 0
+    n_blends: int = 0
 
     @property
     def space_group(self) -> str:
@@ -233,6 +236,7 @@ def _evaluate(
     tol=None,
     detect_area=None,
     background=None,
+    hidden=None,
 ):
     """Score the lattice at ``a`` (refined by :func:`_refine_a`): a :class:`Candidate`, or
     None when nothing matches or the cost is not below ``worse_than``."""
@@ -264,6 +268,17 @@ def _evaluate(
     terms["unexplained"] = 2.0 * float(n - nex - blend.sum()) + 0.5 * float(blend.sum())
     in_range = _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin)
     absent_idx = [k for k in np.nonzero(in_range)[0].tolist() if k not in used]
+    if hidden is not None and absent_idx:
+        # A ring within one FWHM of an observed feature (an indexed peak, or a broad blend
+        # not indexed) is not resolved from it (HCP's (100) beside (002)): the data could
+        # not have shown it apart, so it is not absent.
+        hq, hw = (np.asarray(x, float) for x in hidden)
+        # only a feature about as sharp as the Bragg peaks can hide a ring: a sharp ring
+        # on a broad bump (form-factor oscillation, liquid order) would stand out of it
+        sharp = hw <= 3.0 * float(np.median(fwhm)) if fwhm is not None and np.size(fwhm) else hw > 0
+        hq, hw = hq[sharp], hw[sharp]
+        near = np.abs(qp[absent_idx][:, None] - hq[None, :]) < hw[None, :]
+        absent_idx = [k for k, h in zip(absent_idx, near.any(axis=1).tolist()) if not h]
     w_obs = wpred[j[ok]]
     lnf = math.log(MODEL_UNCERTAINTY)
     pos = w_obs > 0
@@ -367,6 +382,7 @@ def _evaluate(
         notes=tuple(notes),
         n_unexplained=float(n - nex - blend.sum()) + 0.25 * float(blend.sum()),
         n_absent_below=int(n_low),
+        n_blends=int(blend.sum()),
     )
 
 
@@ -386,6 +402,7 @@ def index_peaks(
     fwhm=None,
     detect_area=None,
     background=None,
+    features=None,
 ) -> Indexing:
     """Index peak positions against the lattices of :mod:`saxsred.lattice`.
 
@@ -415,6 +432,8 @@ def index_peaks(
     max_cost : above this the best candidate is not accepted (lattice None).
     polydispersity : relative edge spread for the predicted intensities (damps form-factor minima).
     fwhm : peak FWHMs (optional): a peak between rings within its half width is a blend.
+    features : (q, fwhm) of every observed feature, indexed or not (default: the peaks):
+        a ring within one FWHM of one is hidden by it, never counted absent.
     detect_area : optional callable q -> smallest detectable peak area at q (the noise);
         default 3 x the median area error.
     background : optional callable q -> smooth background under the peaks; for I(q)
@@ -463,6 +482,7 @@ def index_peaks(
             fw_all[keep],
             detect_area,
             background,
+            (qo, fw_all) if features is None else features,
         )
         pos = np.nonzero(keep)[0]
 
@@ -562,6 +582,7 @@ def index_peaks(
                 tol,
                 detect_area,
                 background,
+                features if features is not None else (None if fw is None else (qs, fw)),
             )
             if cand is not None:
                 best_per[lat] = cand
@@ -578,9 +599,20 @@ def index_peaks(
     # Positions first: a lattice that leaves fewer peaks unexplained (or predicts strong
     # rings below the lowest peak) wins; then fewer rings the data would have shown; the
     # cost (intensities within their uncertainty, simplicity) ranks the rest.
+    # A peak that is a blend of the lattice's own rings (broad, near the data's end) is
+    # explained for the ranking: a denser superset cell must not win by putting a ring on it.
+    # Rings the data would have shown but do not are evidence against a lattice too (the
+    # mark of a superset cell explaining peaks by density, e.g. Ia-3d at sqrt2 x a_FCC):
+    # ABSENT_PER_UNEXPLAINED of them weigh as much as one unexplained peak.
     cands.sort(
         key=lambda c: (
-            round(c.n_unexplained + c.n_absent_below, 6),
+            round(
+                c.n_unexplained
+                - 0.25 * c.n_blends
+                + c.n_absent_below
+                + (c.terms.get("absent", 0.0) - c.n_absent_below) / ABSENT_PER_UNEXPLAINED,
+                6,
+            ),
             c.terms.get("absent", 0.0),
             c.cost,
         )

@@ -113,6 +113,7 @@ def lattice_residual(
     analytic_jac: bool = True,
     shape: str = "voigt",
     eta: float = 0.5,
+    groups: np.ndarray | None = None,
 ):
     """Residual (params -> (model - y)/sigma) and analytic Jacobian of the lattice-tied model.
 
@@ -122,7 +123,10 @@ def lattice_residual(
     ks = np.array([2.0 * math.pi * math.sqrt(r.s) for r in shells])
     isig = 1.0 / sig
     wg = float(instrument_fwhm)
-    n = len(shells)
+    # groups[k, g]: share of group g's area carried by shell k (rings closer than the
+    # resolution share one free area); the identity when every ring is its own.
+    G = np.eye(len(shells)) if groups is None else np.asarray(groups, float)
+    n = G.shape[1]
 
     last: dict[str, Any] = {}
 
@@ -132,7 +136,7 @@ def lattice_residual(
         v = p.valuesdict()
         key = tuple(v.values())
         if last.get("key") != key:
-            areas = [v[f"A{i}"] for i in range(n)]
+            areas = G @ np.array([v[f"A{i}"] for i in range(n)])
             last["key"] = key
             last["mc"] = _lattice_eval(
                 q,
@@ -152,11 +156,20 @@ def lattice_residual(
             )
         return last["mc"]
 
+    def cols_of(p):
+        cols = _call(p)[1]
+        if groups is not None:
+            f = np.array([cols[f"A{k}"] for k in range(G.shape[0])])
+            cols = {k: c for k, c in cols.items() if not k.startswith("A")}
+            for g in range(n):
+                cols[f"A{g}"] = G[:, g] @ f
+        return cols
+
     def resid(p):
         return (_call(p)[0] - y) * isig
 
     def jac(p):
-        cols = _call(p)[1]
+        cols = cols_of(p)
         names = [k for k, par in p.items() if par.vary]
         return np.column_stack([cols[k] for k in names]) * isig[:, None]
 
@@ -224,33 +237,91 @@ def fit_lattice(
                 )
             except FitError:
                 wl0.append(pk.fwhm_inv_nm)
-    w0 = float(np.min(wl0)) if wl0 else 0.01 * q[-1]
+    w0 = float(np.median(wl0)) if wl0 else 0.01 * q[-1]
+    # Bounded cost: the fit covers the indexed peaks (plus a few widths either side) and at
+    # most MAX_GROUPS resolution groups; rings closer than GROUP_FWHM x the width share
+    # one area (split by their predicted weights), which the data could not tell apart.
+    wmax = float(np.max(wl0)) if wl0 else w0
+    q_idx = [2.0 * math.pi * math.sqrt(s_) / best.a_nm for s_ in s_obs]
+    lo = min(q_idx) - 4 * wmax if q_idx else q[0]
+    hi = max(q_idx) + 4 * wmax if q_idx else q[-1]
+    keep = [k for k, r in enumerate(shells) if lo - 3 * wmax <= r.q_nm <= hi + 3 * wmax]
+    grp: list[list[int]] = []
+    for k in keep:
+        if grp and shells[k].q_nm - shells[grp[-1][-1]].q_nm < GROUP_FWHM * w0:
+            grp[-1].append(k)
+        else:
+            grp.append([k])
+    if len(grp) > MAX_GROUPS:
+        grp = grp[:MAX_GROUPS]
+        hi = min(hi, shells[grp[-1][-1]].q_nm + 2 * wmax)
+    sel = (q >= lo) & (q <= hi)
+    if np.count_nonzero(sel) < 10:
+        sel = np.ones_like(q, bool)
+    kept_idx = [k for g in grp for k in g]
+    G = np.zeros((len(kept_idx), len(grp)))
+    row = 0
+    for gi, g in enumerate(grp):
+        wts = np.array([max(shells[k].weight, 0.0) for k in g])
+        wts = wts / wts.sum() if wts.sum() > 0 else np.full(len(g), 1.0 / len(g))
+        for wk in wts:
+            G[row, gi] = wk
+            row += 1
+    areas0 = [sum(areas0[k] for k in g) for g in grp]
+    shells = tuple(shells[k] for k in kept_idx)
+    q, y = q[sel], y[sel]
+    baseline, sigma = np.asarray(baseline)[sel], np.asarray(sigma)[sel]
+    pf_base = None if peakfit is None else np.asarray(peakfit.baseline)[sel]
+    # A ring without a free-fit peak starts from the data's excess at its centre, never at
+    # its bound 0: lmfit's bound transform has zero slope there, so an area started at 0
+    # stays 0 whatever the data say.
+    excess = np.interp([r.q_nm for r in shells], q, y - baseline)
+    floor_area = 1e-3 * max([abs(A) for A in areas0] + [float(np.max(np.abs(y - baseline))) * w0])
+    areas0 = [A if A > 0 else max(float(e) * w0, floor_area) for A, e in zip(areas0, excess)]
     b0 = (1.0, 0.0, 0.0)
-    if peakfit is not None:
+    if pf_base is not None:
         # Same baseline representation: recover b from the free fit's baseline ratio.
         t = poly_coordinate(q)
-        ratio = peakfit.baseline / baseline
+        ratio = pf_base / baseline
         b0 = tuple(np.polyfit(t, ratio, 2)[::-1])
     pars = lattice_parameters(shells, best.a_nm, w0, 0.0, areas0, width_model, b0)
     eta = 0.5 if eta is None else float(eta)
     resid, jac = lattice_residual(
-        q, y, sigma, baseline, shells, width_model, instrument_fwhm_inv_nm, shape=shape, eta=eta
+        q,
+        y,
+        sigma,
+        baseline,
+        shells,
+        width_model,
+        instrument_fwhm_inv_nm,
+        shape=shape,
+        eta=eta,
+        groups=G,
     )
     res = minimize_known_errors(resid, pars, "lattice-tied fit", jac)
     return _lattice_result(
-        res, best.lattice, shells, width_model, instrument_fwhm_inv_nm, q, baseline, shape, eta
+        res, best.lattice, shells, width_model, instrument_fwhm_inv_nm, q, baseline, shape, eta, G
     )
 
 
+#: Rings closer than this many widths share one free area in the lattice-tied fit.
+GROUP_FWHM = 0.15
+#: At most this many free ring areas in the lattice-tied fit (the lowest in q).
+MAX_GROUPS = 30
+
+
 def _lattice_result(
-    res, lattice, shells, width_model, instrument_fwhm, q, baseline, shape="voigt", eta=0.5
+    res, lattice, shells, width_model, instrument_fwhm, q, baseline, shape="voigt", eta=0.5, G=None
 ) -> LatticeFit:
     n = q.size
     redchi = res.chisqr / max(n - res.nvarys, 1)
     v = res.params
     ks = np.array([2.0 * math.pi * math.sqrt(r.s) for r in shells])
-    areas = np.array([v[f"A{i}"].value for i in range(len(shells))])
-    aerr = np.array([scaled_stderr(v[f"A{i}"], redchi) for i in range(len(shells))])
+    G = np.eye(len(shells)) if G is None else G
+    ga = np.array([v[f"A{i}"].value for i in range(G.shape[1])])
+    ge = np.array([scaled_stderr(v[f"A{i}"], redchi) for i in range(G.shape[1])])
+    areas = G @ ga
+    aerr = np.abs(G) @ ge
     t = poly_coordinate(q)
     b = (v["b0"].value, v["b1"].value, v["b2"].value)
     model = _lattice_model(

@@ -79,9 +79,12 @@ def plot_peaks(analysis, title: str = ""):
     )
     model = lf.model if lf is not None else (pf.model if pf is not None else None)
     if model is not None:
+        # the lattice-tied fit covers the indexed peaks' window of the curve
+        sel = np.isin(cv.q_nm, lf.q_nm) if lf is not None else np.ones(len(cv), bool)
+        yy, ss = cv.intensity[sel], cv.sigma[sel]
         axr.plot(
-            cv.q_nm,
-            (cv.intensity - model) / cv.sigma if np.all(cv.sigma > 0) else cv.intensity - model,
+            cv.q_nm[sel],
+            (yy - model) / ss if np.all(ss > 0) else yy - model,
             ".",
             ms=2,
             color="C3" if lf is not None else "C0",
