@@ -87,11 +87,6 @@ def _agbh_stage(curve, out):
     )
 
 
-@pytest.mark.xfail(
-    reason="peak stage (issue 10) at 14:40 UTC 2026-12-03: lattice None on this curve (orders split into "
-    "2-3 peaks each, beamstop edge and shadow edge found as peaks); 5.5-14 s",
-    strict=False,
-)
 def test_bm26_silver_behenate_lamellar_orders():
     """ESRF BM26 AgBh (Pilatus 1M), reduced with its PONI and lambda = 0.10326 nm: lamellar, d = 5.838 nm.
 

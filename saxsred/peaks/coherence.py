@@ -171,7 +171,7 @@ def size_disorder(q_nm, fwhm_sample, fwhm_err, a_nm: float, K: float = 1.0) -> S
     e = np.asarray(fwhm_err, float)
     ok = np.isfinite(q) & np.isfinite(w) & np.isfinite(e) & (e > 0) & (w > 0)
     q, w, e = q[ok], w[ok], e[ok]
-    if q.size < 3:
+    if np.unique(np.round(q, 9)).size < 3:
         return None
     # Size only (constant width): the weighted mean.
     wm = float(np.sum(w / e**2) / np.sum(1 / e**2))
@@ -180,7 +180,10 @@ def size_disorder(q_nm, fwhm_sample, fwhm_err, a_nm: float, K: float = 1.0) -> S
     for name, x in (("wh", q), ("pc", q * q)):
         A = np.vstack([np.ones_like(x), x]).T / e[:, None]
         b = w / e
-        cov = np.linalg.inv(A.T @ A)
+        try:
+            cov = np.linalg.inv(A.T @ A)
+        except np.linalg.LinAlgError:
+            return None  # the orders do not separate a slope (errors spanning decades)
         p = cov @ A.T @ b
         chi2 = float(np.sum((A @ p - b) ** 2))
         infl = max(chi2 / max(q.size - 2, 1), 1.0)

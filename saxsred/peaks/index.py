@@ -34,8 +34,11 @@ from .predict import (
 
 #: Factor by which a predicted intensity may be off either way (stated in every result).
 MODEL_UNCERTAINTY = 10.0
+#: A lattice explaining fewer than 75% of the peaks is still assigned when its peaks carry
+#: this share of the total peak area (the rest are weak features, listed in a note).
+MIN_AREA_SHARE = 0.9
 #: In the ranking, this many absent rings weigh as much as one unexplained peak.
-ABSENT_PER_UNEXPLAINED = 4.0
+ABSENT_PER_UNEXPLAINED = 2.0
 #: Lattices tried by ``lattices="auto"``.
 AUTO_LATTICES = _lat.LATTICES
 #: A feature broader than this fraction of its q (order over fewer than ~7 periods) is no
@@ -71,6 +74,7 @@ class Candidate:
     n_unexplained: float = 0.0
     n_absent_below: int = 0
     n_blends: int = 0
+    unexplained_weight: float = 0.0
 
     @property
     def space_group(self) -> str:
@@ -212,6 +216,21 @@ def _cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> 
         + 0.5 * nb
         + _simplicity(lattice, _in_range(qp, q_lo, q_hi, rel_tol, fwhm, margin), bsum)
     )
+
+
+#: An unexplained peak weaker than this fraction of the median peak area counts in the
+#: ranking in proportion to its area (a weak artefact is not a strong line).
+WEAK_PEAK_FRACTION = 0.1
+
+
+def _unexplained_weight(areas, mask) -> float:
+    """Unexplained peaks counted for the ranking: one each, less for peaks weaker than
+    :data:`WEAK_PEAK_FRACTION` x the median area (all one each without areas)."""
+    m = np.asarray(mask, bool)
+    if areas is None or not np.all(np.isfinite(areas)) or not np.any(np.abs(areas) > 0):
+        return float(m.sum())
+    ref = WEAK_PEAK_FRACTION * float(np.median(np.abs(areas)))
+    return float(np.sum(np.minimum(1.0, np.abs(areas[m]) / max(ref, 1e-300))))
 
 
 def _evaluate(
@@ -383,6 +402,7 @@ def _evaluate(
         n_unexplained=float(n - nex - blend.sum()) + 0.25 * float(blend.sum()),
         n_absent_below=int(n_low),
         n_blends=int(blend.sum()),
+        unexplained_weight=_unexplained_weight(areas, ~ok & ~blend),
     )
 
 
@@ -465,6 +485,17 @@ def index_peaks(
                 f"feature at q = {qb:.4g} nm^-1 with FWHM/q = {wb / qb:.2f} > {MAX_BRAGG_FWHM_FRAC:g} "
                 "(order over fewer than ~7 periods): not a Bragg peak, not indexed"
             )
+        # A broad component whose half width holds the centre of a narrower peak is that
+        # peak's foot (a real profile is no single Voigt: at high counts the free fit adds
+        # a broad partner under each sharp line, e.g. silver behenate), not another line.
+        for jj in np.nonzero(keep)[0].tolist():
+            under = (fw_all < fw_all[jj]) & (np.abs(qo - qo[jj]) < 0.5 * fw_all[jj])
+            if under.any():
+                keep[jj] = False
+                notes.append(
+                    f"feature at q = {qo[jj]:.4g} nm^-1 (FWHM {fw_all[jj]:.3g}) lies under the narrower peak at "
+                    f"{qo[np.nonzero(under)[0][0]]:.4g} nm^-1: part of its profile, not indexed"
+                )
     if not keep.all():
         sub = index_peaks(
             qo[keep],
@@ -607,8 +638,7 @@ def index_peaks(
     cands.sort(
         key=lambda c: (
             round(
-                c.n_unexplained
-                - 0.25 * c.n_blends
+                c.unexplained_weight
                 + c.n_absent_below
                 + (c.terms.get("absent", 0.0) - c.n_absent_below) / ABSENT_PER_UNEXPLAINED,
                 6,
@@ -627,11 +657,17 @@ def index_peaks(
             (fw is not None and np.any(fw > 0.05 * qs))
             or (qe is not None and np.any(4.0 * qe / qs > rel_tol))
         )
+        # Share of the peak area the lattice explains: weak features left over (detector
+        # edges, a second phase, an artefact) do not veto lines that carry nearly all of it.
+        share = 0.0
+        if ar is not None and np.all(np.isfinite(ar)) and np.sum(np.abs(ar)) > 0:
+            expl = np.array([best.assignment[i] is not None for i in inv])
+            share = float(np.sum(np.abs(ar[expl])) / np.sum(np.abs(ar)))
         if (
             nex < 2
             or two_weak
             or (nex < 3 and nex < n)
-            or (best.n_unexplained >= 0.5 and nex < 0.75 * n)
+            or (best.n_unexplained >= 0.5 and nex < 0.75 * n and share < MIN_AREA_SHARE)
         ):
             notes.append(
                 f"no periodic order explains the peaks: the best candidate, {best.lattice} a = {best.a_nm:.3f} nm, "
