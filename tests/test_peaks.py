@@ -416,7 +416,7 @@ def test_indexer_pruning_leaves_the_result_unchanged(monkeypatch):
         q_range=(0.3, 1.7),
     )
     fast = index_peaks(q, **kw)
-    monkeypatch.setattr(P, "_cost_floor", lambda *a, **k: -math.inf)
+    monkeypatch.setattr(P, "cost_floor", lambda *a, **k: -math.inf)
     slow = index_peaks(q, **kw)
     assert [(c.lattice, c.a_nm, c.cost) for c in fast.candidates] == [
         (c.lattice, c.a_nm, c.cost) for c in slow.candidates

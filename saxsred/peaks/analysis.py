@@ -11,7 +11,14 @@ import numpy as np
 from ..curve import Curve, require_q_nm
 from ..errors import FitError, InputError, ParameterError
 from ..lattice import space_group
-from .coherence import Coherence, SizeDisorder, coherence_length, size_disorder
+from .coherence import (
+    Coherence,
+    SizeDisorder,
+    coherence_length,
+    lattice_fit_coherence,
+    resolved_peak,
+    size_disorder,
+)
 from .find import FoundPeaks, find_peaks
 from .fit import PeakFit
 from .index import MAX_BRAGG_FWHM_FRAC, MODEL_UNCERTAINTY, Indexing, index_peaks
@@ -211,26 +218,6 @@ def clean_json(obj):
 
 #: A fit whose chi2_red exceeds this does not describe the data: flagged, not the answer.
 CHI2_FLAG = 5.0
-#: Two lines closer than this many FWHM are blended: neither free width is its own.
-BLEND_FWHM = 1.5
-
-
-def resolved_peak(i: int, pf: PeakFit, best) -> bool:
-    """Peak ``i`` stands alone: no other fitted peak and no other allowed ring of the
-    indexing ``best`` (its predicted lines) within :data:`BLEND_FWHM` x its FWHM."""
-    pk = pf.peaks[i]
-    w = BLEND_FWHM * pk.fwhm_inv_nm
-    for j, other in enumerate(pf.peaks):
-        if j == i or other.fwhm_inv_nm > MAX_BRAGG_FWHM_FRAC * other.q_nm:
-            continue  # a broad feature (form factor, liquid order) is background, not a neighbour
-        if abs(other.q_nm - pk.q_nm) < BLEND_FWHM * 0.5 * (pk.fwhm_inv_nm + other.fwhm_inv_nm):
-            return False
-    s_i = best.s_assigned[i]
-    q_i = 2 * math.pi * math.sqrt(s_i) / best.a_nm if s_i else pk.q_nm
-    for r in best.predicted:
-        if abs(r.s - s_i) > 1e-9 and abs(r.q_nm - q_i) < w:
-            return False
-    return True
 
 
 def _detection_limit(cv: Curve, sigma: np.ndarray, fwhm: np.ndarray, threshold: float = 3.0):
@@ -245,23 +232,6 @@ def _detection_limit(cv: Curve, sigma: np.ndarray, fwhm: np.ndarray, threshold: 
         return threshold * np.interp(qq, q, sigma) * math.sqrt(1.505 * dq * w)
 
     return detect
-
-
-def _lattice_fit_coherence(
-    lf: LatticeFit, inst: float, K: float, width: str, q_nm: float = 0.0
-) -> Coherence | None:
-    """L from the lattice-tied width model at ``q_nm`` (0: extrapolated to q = 0)."""
-    c = q_nm / (2 * math.pi)
-    mult = {"strain": c, "paracrystal": c * c}.get(lf.width_model, 0.0)
-    w = lf.w0_inv_nm + lf.slope * mult
-    try:
-        if lf.shape == "voigt":
-            b = w if width == "fwhm" else 0.5 * math.pi * w  # the Lorentzian (sample) part
-            L = 2 * math.pi * K / b
-            return Coherence(L, L * lf.w0_err_inv_nm / w if w > 0 else float("nan"), b, K, width)
-        return coherence_length(w, lf.w0_err_inv_nm, inst, lf.shape, K, width, lf.eta)
-    except (FitError, ParameterError, ZeroDivisionError):
-        return None
 
 
 def analyze_peaks(
@@ -451,13 +421,16 @@ def analyze_peaks(
             )
         elif np.isfinite(lf.a_err_nm) and abs(lf.a_nm - best.a_nm) < 0.02 * best.a_nm:
             a, a_stat = lf.a_nm, lf.a_err_nm
-        coh_lf = _lattice_fit_coherence(lf, instrument_fwhm_inv_nm, K, width)
+        coh_lf = lattice_fit_coherence(lf, instrument_fwhm_inv_nm, K, width)
     # The paper's convention: the lowest-order indexed peak of the free fit, instrument
     # removed according to the selected shape; a peak blended with a neighbour (another
     # fitted peak or an allowed ring of the lattice within BLEND_FWHM of its FWHM, e.g.
     # HCP's (100)/(002)/(101)) has a free width that is not its own: the lowest resolved one.
     order = sorted(idxd, key=lambda i: best.s_assigned[i])
-    first = next((i for i in order if resolved_peak(i, pf, best) and coh_pp[i]), order[0])
+    first = next(
+        (i for i in order if resolved_peak(i, pf, best, MAX_BRAGG_FWHM_FRAC) and coh_pp[i]),
+        order[0],
+    )
     coh = coh_pp[first]
     skipped = order[: order.index(first)]
     conv = f"convention K={K:g}, {'FWHM' if width == 'fwhm' else 'integral breadth'}"
@@ -477,7 +450,7 @@ def analyze_peaks(
         # every ring at its lattice position with one width model, gives the width where
         # the free fit cannot.
         q1 = 2 * math.pi * math.sqrt(best.s_assigned[order[0]]) / lf.a_nm
-        coh_low = _lattice_fit_coherence(lf, instrument_fwhm_inv_nm, K, width, q1)
+        coh_low = lattice_fit_coherence(lf, instrument_fwhm_inv_nm, K, width, q1)
         if coh_low is not None:
             coh = coh_low
             notes.append(

@@ -257,3 +257,42 @@ def instrument_fwhm_from_calibrant(
             "the distance calibration is off by more than 3%; recalibrate first"
         )
     return float(pk.fwhm_inv_nm)
+
+
+#: Two lines closer than this many FWHM are blended: neither free width is its own.
+BLEND_FWHM = 1.5
+
+
+def resolved_peak(i: int, pf, best, max_bragg_fwhm_frac: float = 0.15) -> bool:
+    """Peak ``i`` stands alone: no other fitted peak and no other allowed ring of the
+    indexing ``best`` (its predicted lines) within :data:`BLEND_FWHM` x its FWHM."""
+    pk = pf.peaks[i]
+    w = BLEND_FWHM * pk.fwhm_inv_nm
+    for j, other in enumerate(pf.peaks):
+        if j == i or other.fwhm_inv_nm > max_bragg_fwhm_frac * other.q_nm:
+            continue  # a broad feature (form factor, liquid order) is background, not a neighbour
+        if abs(other.q_nm - pk.q_nm) < BLEND_FWHM * 0.5 * (pk.fwhm_inv_nm + other.fwhm_inv_nm):
+            return False
+    s_i = best.s_assigned[i]
+    q_i = 2 * math.pi * math.sqrt(s_i) / best.a_nm if s_i else pk.q_nm
+    for r in best.predicted:
+        if abs(r.s - s_i) > 1e-9 and abs(r.q_nm - q_i) < w:
+            return False
+    return True
+
+
+def lattice_fit_coherence(
+    lf, inst: float, K: float, width: str, q_nm: float = 0.0
+) -> Coherence | None:
+    """L from the lattice-tied width model at ``q_nm`` (0: extrapolated to q = 0)."""
+    c = q_nm / (2 * math.pi)
+    mult = {"strain": c, "paracrystal": c * c}.get(lf.width_model, 0.0)
+    w = lf.w0_inv_nm + lf.slope * mult
+    try:
+        if lf.shape == "voigt":
+            b = w if width == "fwhm" else 0.5 * math.pi * w  # the Lorentzian (sample) part
+            L = 2 * math.pi * K / b
+            return Coherence(L, L * lf.w0_err_inv_nm / w if w > 0 else float("nan"), b, K, width)
+        return coherence_length(w, lf.w0_err_inv_nm, inst, lf.shape, K, width, lf.eta)
+    except (FitError, ParameterError, ZeroDivisionError):
+        return None

@@ -1,0 +1,383 @@
+"""Scoring one indexing hypothesis (a lattice and its parameter) against the peaks.
+
+Positions first: a hypothesis explains a peak when a ring lies within the position
+tolerance; unexplained peaks, blends of the lattice's own rings, rings the data would have
+shown but do not (absent: predicted area / :data:`MODEL_UNCERTAINTY` above the detection
+limit, not hidden under an observed feature), intensities within their stated model
+uncertainty, and Occam's simplicity make up the cost. :func:`evaluate` returns a
+:class:`Candidate`; :mod:`.index` ranks them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import lattice as _lat
+from .predict import (
+    CUBIC,
+    LATTICES,
+    Reflection,
+    aligned_allowed,
+    nn_distance,
+    packing_fraction,
+    reflection_arrays,
+    ring_s,
+)
+
+#: Factor by which a predicted intensity may be off either way (stated in every result).
+MODEL_UNCERTAINTY = 10.0
+#: A lattice explaining fewer than 75% of the peaks is still assigned when its peaks carry
+#: this share of the total peak area (the rest are weak features, listed in a note).
+MIN_AREA_SHARE = 0.9
+#: In the ranking, this many absent rings weigh as much as one unexplained peak.
+ABSENT_PER_UNEXPLAINED = 2.0
+#: Lattices tried by ``lattices="auto"``.
+AUTO_LATTICES = _lat.LATTICES
+#: A feature broader than this fraction of its q (order over fewer than ~7 periods) is no
+#: Bragg peak of a lattice (form-factor oscillations, liquid-like order): not indexed.
+MAX_BRAGG_FWHM_FRAC = 0.15
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One indexing hypothesis: a lattice and its parameter, with the evidence.
+
+    ``cost`` is the sum of ``terms`` (lower is better); ``score`` = 1 / (1 + cost).
+    ``assignment`` maps each observed peak (input order) to an hkl or None.
+    """
+
+    lattice: str
+    a_nm: float
+    a_err_nm: float
+    cost: float
+    score: float
+    terms: dict[str, float]
+    assignment: tuple[tuple[int, int, int] | None, ...]
+    s_assigned: tuple[float | None, ...]
+    predicted: tuple[Reflection, ...]
+    absent: tuple[Reflection, ...]
+    unexplained_q_nm: tuple[float, ...]
+    aligned: bool
+    nn_distance_nm: float | None
+    ligand_gap_nm: float | None
+    packing_fraction: float | None
+    plausible: bool
+    notes: tuple[str, ...] = ()
+    n_unexplained: float = 0.0
+    n_absent_below: int = 0
+    n_blends: int = 0
+    unexplained_weight: float = 0.0
+
+    @property
+    def space_group(self) -> str:
+        return _lat.space_group(self.lattice)
+
+
+def wls_a(qo, qerr, s):
+    """Least squares through the origin, q_i = u sqrt(s_i), u = 2 pi / a.
+
+    Weights 1/q_err^2 (equal when unknown); the standard error uses the residual scatter
+    (Birge ratio) when it exceeds the error bars, or alone when they are unknown.
+    """
+    k = np.sqrt(s)
+    if qerr is None:
+        wt = np.ones_like(qo)
+    else:
+        wt = 1.0 / np.maximum(qerr, 1e-12) ** 2
+    wk = wt * k
+    skk = float(np.dot(wk, k))
+    u = float(np.dot(wk, qo)) / skk
+    res = qo - u * k
+    dof = qo.size - 1
+    var_u = 1.0 / skk
+    if dof > 0:
+        s2 = float(np.dot(wt * res, res)) / dof
+        var_u *= s2 if qerr is None else max(s2, 1.0)
+    elif qerr is None:
+        var_u = float("nan")
+    a = 2.0 * math.pi / u
+    return a, a * math.sqrt(var_u) / u, u
+
+
+def match_rings(qo: np.ndarray, qp: np.ndarray, tol: np.ndarray):
+    """Nearest ring j of each peak, relative offsets d and which peaks it explains (one
+    ring explains one peak: the nearest wins)."""
+    j = np.argmin(np.abs(qo[:, None] - qp[None, :]), axis=1)
+    d = (qo - qp[j]) / qo
+    ok = np.abs(d) < tol
+    jo = j[ok].tolist()
+    if len(jo) > 1 and len(set(jo)) < len(jo):
+        for jj in set(jo):
+            idx = np.nonzero(ok & (j == jj))[0]
+            if idx.size > 1:
+                bestk = idx[np.argmin(np.abs(d[idx]))]
+                ok[idx[idx != bestk]] = False
+    return j, d, ok
+
+
+def s_needed(q_hi, rel_tol, a):
+    return (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2
+
+
+def refine_a(lattice, a0, qo, qerr, tol, rel_tol, q_hi):
+    """a refined from a0 by matching positions only (no intensities: cheap), or None
+    (also when the hypothesis would need more rings than :data:`saxsred.lattice.MAX_S`)."""
+    a = a0
+    for _ in range(3):
+        if s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
+            return None
+        s_all = ring_s(lattice, s_needed(q_hi, rel_tol, a))
+        if s_all.size == 0:
+            return None
+        j, _, ok = match_rings(qo, 2.0 * math.pi * np.sqrt(s_all) / a, tol)
+        if not ok.any():
+            return None
+        a_new = wls_a(qo[ok], None if qerr is None else qerr[ok], s_all[j[ok]])[0]
+        if abs(a_new - a) < 1e-9 * a:
+            return a_new
+        a = a_new
+    return a
+
+
+def blend_peaks(qo, qp, ok, fwhm):
+    """Unexplained peaks with rings inside their half width (a blend of overlapping rings
+    the free fit merged) and the rings they cover."""
+    if fwhm is None or ok.all():
+        return np.zeros(qo.size, bool), set()
+    inside = (np.abs(qp[None, :] - qo[:, None]) < 0.5 * fwhm[:, None]) & ~ok[:, None]
+    return inside.any(axis=1), set(np.nonzero(inside.any(axis=0))[0].tolist())
+
+
+def end_margin(fwhm) -> float:
+    return float(np.median(fwhm)) if fwhm is not None and np.size(fwhm) else 0.0
+
+
+def in_range_mask(qp, q_lo, q_hi, rel_tol, fwhm, margin=None):
+    # A ring closer than one peak width to either end of the data cannot be seen whole:
+    # it is neither evidence for nor against the lattice.
+    if margin is None:
+        margin = end_margin(fwhm)
+    return (qp >= q_lo * (1 - rel_tol) + margin) & (qp <= q_hi * (1 + rel_tol) - margin)
+
+
+#: Occam's weight per predicted visible ring in range (de Wolff: fewer rings, simpler cell).
+SIMPLICITY = 0.02
+
+
+def simplicity_cost(lattice, in_range, bsum) -> float:
+    return SIMPLICITY * float(np.count_nonzero(in_range & (bsum > 0))) + 0.001 * LATTICES.index(
+        lattice
+    )
+
+
+def cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> float:
+    """A lower bound of :func:`evaluate`'s cost at refined ``a`` from positions alone:
+    its position, unexplained-peak and simplicity terms (the intensity, absent-ring and
+    plausibility terms it leaves out are >= 0)."""
+    if s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
+        return math.inf
+    s_all, bsum = _lat.ring_table(lattice, s_needed(q_hi, rel_tol, a))
+    qp = 2.0 * math.pi * np.sqrt(s_all) / a
+    _, d, ok = match_rings(qo, qp, tol)
+    nex = int(ok.sum())
+    if nex == 0:
+        return math.inf
+    blend, _ = blend_peaks(qo, qp, ok, fwhm)
+    nb = float(blend.sum())
+    return (
+        float(np.mean((d[ok] / tol[ok]) ** 2))
+        + 2.0 * (qo.size - nex - nb)
+        + 0.5 * nb
+        + simplicity_cost(lattice, in_range_mask(qp, q_lo, q_hi, rel_tol, fwhm, margin), bsum)
+    )
+
+
+#: An unexplained peak weaker than this fraction of the median peak area counts in the
+#: ranking in proportion to its area (a weak artefact is not a strong line).
+WEAK_PEAK_FRACTION = 0.1
+
+
+def unexplained_weight(areas, mask) -> float:
+    """Unexplained peaks counted for the ranking: one each, less for peaks weaker than
+    :data:`WEAK_PEAK_FRACTION` x the median area (all one each without areas)."""
+    m = np.asarray(mask, bool)
+    if areas is None or not np.all(np.isfinite(areas)) or not np.any(np.abs(areas) > 0):
+        return float(m.sum())
+    ref = WEAK_PEAK_FRACTION * float(np.median(np.abs(areas)))
+    return float(np.sum(np.minimum(1.0, np.abs(areas[m]) / max(ref, 1e-300))))
+
+
+def evaluate(
+    lattice,
+    a,
+    qo,
+    qerr,
+    areas,
+    area_err,
+    edge,
+    kind,
+    rel_tol,
+    q_lo,
+    q_hi,
+    aligned_opt,
+    poly=0.0,
+    pq=None,
+    fwhm=None,
+    margin=None,
+    det_err=None,
+    worse_than=math.inf,
+    tol=None,
+    detect_area=None,
+    background=None,
+    hidden=None,
+):
+    """Score the lattice at ``a`` (refined by :func:`refine_a`): a :class:`Candidate`, or
+    None when nothing matches or the cost is not below ``worse_than``."""
+    n = qo.size
+    if tol is None:
+        tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
+    if s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
+        return None
+    shells, s_arr, qp, wpred = reflection_arrays(
+        lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq
+    )
+    if background is not None and kind == "iq" and edge is None:
+        # I(q) = P(q) S(q): without a particle model the smooth background under the
+        # peaks stands in for P(q) (peaks on a form-factor background).
+        wpred = wpred * np.maximum(np.asarray(background(qp), float), 0.0)
+    j, d, ok = match_rings(qo, qp, tol)
+    nex = int(ok.sum())
+    if nex == 0:
+        return None
+    s = s_arr[j[ok]]
+    a, a_err, _ = wls_a(qo[ok], None if qerr is None else qerr[ok], s)
+    terms: dict[str, float] = {}
+    terms["positions"] = float(np.mean((d[ok] / tol[ok]) ** 2))
+    # A peak off every ring but with rings inside its half width is a blend of
+    # overlapping rings (the free fit merged them): half a penalty, and its rings are
+    # not counted as absent.
+    blend, covered = blend_peaks(qo, qp, ok, fwhm)
+    used = set(j[ok].tolist()) | covered
+    terms["unexplained"] = 2.0 * float(n - nex - blend.sum()) + 0.5 * float(blend.sum())
+    in_range = in_range_mask(qp, q_lo, q_hi, rel_tol, fwhm, margin)
+    absent_idx = [k for k in np.nonzero(in_range)[0].tolist() if k not in used]
+    if hidden is not None and absent_idx:
+        # A ring within one FWHM of an observed feature (an indexed peak, or a broad blend
+        # not indexed) is not resolved from it (HCP's (100) beside (002)): the data could
+        # not have shown it apart, so it is not absent.
+        hq, hw = (np.asarray(x, float) for x in hidden)
+        # only a feature about as sharp as the Bragg peaks can hide a ring: a sharp ring
+        # on a broad bump (form-factor oscillation, liquid order) would stand out of it
+        sharp = hw <= 3.0 * float(np.median(fwhm)) if fwhm is not None and np.size(fwhm) else hw > 0
+        hq, hw = hq[sharp], hw[sharp]
+        near = np.abs(qp[absent_idx][:, None] - hq[None, :]) < hw[None, :]
+        absent_idx = [k for k, h in zip(absent_idx, near.any(axis=1).tolist()) if not h]
+    w_obs = wpred[j[ok]]
+    lnf = math.log(MODEL_UNCERTAINTY)
+    pos = w_obs > 0
+    if areas is not None and np.all(np.isfinite(areas[ok])) and np.all(areas[ok] > 0) and pos.any():
+        lr = np.log(areas[ok][pos]) - np.log(w_obs[pos])
+        scale = float(np.exp(np.median(lr)))
+        dev = np.abs(lr - math.log(scale))
+        # Generous: only the part of a ratio beyond the model uncertainty counts; the
+        # small variance term ranks hypotheses that explain the positions equally well.
+        terms["intensities"] = float(np.mean(np.maximum(dev - lnf, 0.0) ** 2)) + 0.05 * float(
+            np.var(lr)
+        )
+        # a peak on a ring the basis extinguishes (predicted zero): weak evidence against
+        terms["intensities"] += 0.5 * float(np.count_nonzero(~pos))
+        if detect_area is not None:
+            det = np.asarray(detect_area(qp[absent_idx]), float)
+        else:
+            if det_err is None and area_err is not None and np.any(np.isfinite(area_err)):
+                det_err = 3.0 * float(np.nanmedian(area_err))
+            det = np.full(
+                len(absent_idx), det_err if det_err is not None else 0.3 * float(np.min(areas[ok]))
+            )
+        pred_abs = scale * wpred[absent_idx]
+        if int(pos.sum()) >= 3:
+            # Wilson plot: ln(observed/predicted) = c0 - B q^2 over the explained rings
+            # (disorder, Debye-Waller, polydispersity weaken high orders; B >= 0), so that a
+            # high-order ring is predicted at the strength the low orders imply.
+            qq = qo[ok][pos] ** 2
+            c1, c0 = np.polyfit(qq, lr, 1)
+            if c1 < 0:
+                pred_abs = np.exp(c0 + c1 * qp[absent_idx] ** 2) * wpred[absent_idx]
+    else:
+        # positions only: a ring is absent when, at the weakest explained ring's scale, it
+        # would be MODEL_UNCERTAINTY^2 times stronger than that ring
+        ref = float(np.min(w_obs[pos])) if pos.any() else 1.0
+        det = np.full(len(absent_idx), ref * MODEL_UNCERTAINTY)
+        pred_abs = wpred[absent_idx]
+    strict = pred_abs / MODEL_UNCERTAINTY > np.maximum(det, 1e-300)
+    absent_idx = [k for k, st in zip(absent_idx, strict.tolist()) if st]
+    terms["absent"] = float(len(absent_idx))
+    # Strong rings predicted below the lowest explained peak: the mark of a cell too large
+    # (a superset lattice explains every position by density alone).
+    n_low = sum(1 for k in absent_idx if qp[k] < float(np.min(qo[ok])))
+    nn = nn_distance(lattice, a)
+    gap = pf = None
+    plausible = True
+    notes = []
+    aligned = False
+    if edge is not None and nn is not None:
+        gap = nn - edge
+        pf = packing_fraction(lattice, a, edge)
+        aligned = (
+            bool(aligned_opt) if aligned_opt is not None else aligned_allowed(lattice, a, edge)
+        )
+        aligned = aligned and lattice in CUBIC
+        if nn < edge:
+            plausible = False
+            terms["plausibility"] = 5.0
+            notes.append(
+                f"nearest-neighbour distance {nn:.2f} nm < cube edge {edge:.2f} nm: cubes would overlap"
+            )
+        if lattice in ("BCC", "FCC") and not aligned:
+            notes.append(
+                f"cubes aligned with a {lattice} lattice need a >= 2e = {2 * edge:.1f} nm; at a = {a:.2f} nm they "
+                "must be misaligned, and misaligned cubes do not suppress reflections"
+            )
+    # Simplicity: fewer predicted rings in range (de Wolff's idea), then lattice order.
+    bsum = _lat.ring_table(lattice, float(s_arr[-1]) if s_arr.size else 1.0)[1][: qp.size]
+    terms["simplicity"] = simplicity_cost(lattice, in_range, bsum)
+    cost = float(sum(terms.values()))
+    if cost >= worse_than:
+        return None
+
+    def refl(k: int) -> Reflection:
+        sh = shells[k]
+        return Reflection(sh.hkl, sh.s, float(qp[k]), sh.multiplicity, float(wpred[k]))
+
+    assign: list[tuple[int, int, int] | None] = [None] * n
+    s_as: list[float | None] = [None] * n
+    for i in range(n):
+        if ok[i]:
+            assign[i] = shells[j[i]].hkl
+            s_as[i] = shells[j[i]].s
+    return Candidate(
+        lattice=lattice,
+        a_nm=float(a),
+        a_err_nm=float(a_err),
+        cost=cost,
+        score=1.0 / (1.0 + cost),
+        terms=terms,
+        assignment=tuple(assign),
+        s_assigned=tuple(s_as),
+        predicted=tuple(refl(k) for k in np.nonzero(in_range)[0].tolist()),
+        absent=tuple(refl(k) for k in absent_idx),
+        unexplained_q_nm=tuple(float(x) for x in qo[~ok]),
+        aligned=aligned,
+        nn_distance_nm=None if nn is None else float(nn),
+        ligand_gap_nm=None if gap is None else float(gap),
+        packing_fraction=None if pf is None else float(pf),
+        plausible=plausible,
+        notes=tuple(notes),
+        n_unexplained=float(n - nex - blend.sum()) + 0.25 * float(blend.sum()),
+        n_absent_below=int(n_low),
+        n_blends=int(blend.sum()),
+        unexplained_weight=unexplained_weight(areas, ~ok & ~blend),
+    )
