@@ -130,7 +130,7 @@ def reflection_arrays(
     smax = (q_max_nm * a_nm / (2.0 * math.pi)) ** 2
     s_all, bsum = ring_table(lattice, smax)
     m = s_all.size
-    shells = _lat.rings(lattice, smax)
+    shells = _lat.RingSequence(lattice, smax)
     if edge_nm is not None and aligned is None:
         aligned = aligned_allowed(lattice, a_nm, edge_nm)
     aligned = bool(aligned) and lattice in CUBIC and edge_nm is not None
