@@ -241,16 +241,16 @@ def _ids(lattice):
 
 
 CASES = [(lat, i) for lat in LATTICES for i in range(N_CASES)]
-# Measured with SAXSRED_SASMODELS_CASES=20 on the stage of 15:25-15:41 UTC 2026-12-03 (working
-# tree with the lead's uncommitted peak-stage changes); the cases and what the stage returned
-# are in the helper's report to the lead. (At 15:00 the rates were 1/20, 0/20 and 2/20, and
-# one FCC case crashed with LinAlgError in coherence.size_disorder.)
+# Measured with SAXSRED_SASMODELS_CASES=20 at 16:35 UTC 2026-12-03 (after the paracrystal wing
+# rule: a weaker broad component within the FWHM of a narrower peak is its foot). Earlier the
+# same day: 5/20, 2/20, 4/20 (15:40) and 1/20, 0/20, 2/20 (15:00). Still failing, kept visible:
 XFAIL_LATTICE = {
-    "SC": "peak stage (issue 10): 5/20 SC paracrystals right (9 None, 2 A15, 1 BCC at sqrt2 a, 1 hex2d, "
-    "1 FCC at 2a, 1 SC with a +0.34%)",
-    "BCC": "peak stage (issue 10): 2/20 BCC paracrystals right (11 None, 4 A15, 2 FCC at sqrt2 a, 1 HCP)",
-    "FCC": "peak stage (issue 10): 4/20 FCC paracrystals right (8 None, 5 A15, 1 hex2d, 1 BCC at a/sqrt2, "
-    "1 diamond)",
+    "SC": "peak stage (issue 10): 8/20 SC paracrystals right (3 Pn-3m at a, 2 SC with a off 0.3-0.9%, "
+    "1 BCC at sqrt2 a, 2 hex2d, 1 A15, 1 FCC at 2a, 1 lamellar, 1 None)",
+    "BCC": "peak stage (issue 10): 3/20 BCC paracrystals right (5 FCC at sqrt2 a, 6 A15, 3 lamellar, "
+    "1 Pn-3m, 2 None)",
+    "FCC": "peak stage (issue 10): 9/20 FCC paracrystals right (4 None, 3 A15, 1 FCC a off, 1 hex2d, "
+    "1 HCP, 1 lamellar, 1 diamond)",
 }
 XFAIL_L = (
     "peak stage (issue 10): of the 6/20 cases indexed SC, L / truth = 0.86, 0.97, 0.97, 0.33, 0.34, 0.34 "

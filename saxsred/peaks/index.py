@@ -136,8 +136,19 @@ def index_peaks(
         # A broad component whose half width holds the centre of a narrower peak is that
         # peak's foot (a real profile is no single Voigt: at high counts the free fit adds
         # a broad partner under each sharp line, e.g. silver behenate), not another line.
+        ar_all = None if areas is None else np.abs(np.asarray(areas, float).ravel())
         for jj in np.nonzero(keep)[0].tolist():
-            under = (fw_all < fw_all[jj]) & (np.abs(qo - qo[jj]) < 0.5 * fw_all[jj])
+            # within the broad component's half width; or within its FWHM when it is also
+            # the weaker of the two (the one-sided wing of a paracrystal's line)
+            near = np.abs(qo - qo[jj])
+            under = (fw_all < fw_all[jj]) & (
+                (near < 0.5 * fw_all[jj])
+                | (
+                    (near < fw_all[jj])
+                    & (ar_all is not None)
+                    & (ar_all > (ar_all[jj] if ar_all is not None else 0.0))
+                )
+            )
             if under.any():
                 keep[jj] = False
                 notes.append(
@@ -315,7 +326,11 @@ def index_peaks(
             nex < 2
             or two_weak
             or (nex < 3 and nex < n)
-            or (best.n_unexplained >= 0.5 and nex < 0.75 * n and share < MIN_AREA_SHARE)
+            or (
+                best.n_unexplained >= 0.5
+                and nex + best.n_blends < 0.75 * n  # a blend of its own rings is accounted for
+                and share < MIN_AREA_SHARE
+            )
         ):
             notes.append(
                 f"no periodic order explains the peaks: the best candidate, {best.lattice} a = {best.a_nm:.3f} nm, "
