@@ -285,9 +285,7 @@ def lattice_fit_coherence(
     lf, inst: float, K: float, width: str, q_nm: float = 0.0
 ) -> Coherence | None:
     """L from the lattice-tied width model at ``q_nm`` (0: extrapolated to q = 0)."""
-    c = q_nm / (2 * math.pi)
-    mult = {"strain": c, "paracrystal": c * c}.get(lf.width_model, 0.0)
-    w = lf.w0_inv_nm + lf.slope * mult
+    w = lf.lorentz_fwhm_at(q_nm)
     try:
         if lf.shape == "voigt":
             b = w if width == "fwhm" else 0.5 * math.pi * w  # the Lorentzian (sample) part

@@ -50,13 +50,24 @@ class LatticeFit:
     shape: str = "voigt"
     eta: float | None = None
 
+    def lorentz_fwhm_at(self, q_nm: float) -> float:
+        """The width model's FWHM (nm^-1) at ``q_nm``: w0 + slope x :func:`width_multiplier`."""
+        return float(self.w0_inv_nm + self.slope * width_multiplier(self.width_model, q_nm))
+
+
+def width_multiplier(kind: str, q):
+    """What the width slope multiplies at ring position ``q`` (nm^-1): q for "strain",
+    q^2 for "paracrystal", 0 for "size" (the one definition the fit and its readers share)."""
+    q = np.asarray(q, float)
+    return q if kind == "strain" else q * q if kind == "paracrystal" else np.zeros_like(q)
+
 
 def _lattice_eval(
     q, t, base, a, w0, slope, kind, wg, ks, areas, b, want_jac=False, shape=None, eta=0.5
 ):
     """Lattice-tied model and (optionally) its derivatives by name."""
     c = (ks / a)[:, None]
-    mult = c if kind == "strain" else c * c if kind == "paracrystal" else np.zeros_like(c)
+    mult = width_multiplier(kind, c)
     wl = np.maximum(w0 + slope * mult, 1e-9)
     if shape is None or shape == "voigt":
         shape = "voigt" if wg > 0 else "lorentz"
