@@ -28,6 +28,28 @@ def realdata(*parts: str) -> Path:
     return p
 
 
+def run_in_child(target, args, limit_s: float):
+    """Run ``target(*args, queue)`` in a forked child with a time limit, so that a slow or
+    crashing stage fails its test with a message instead of hanging the suite.
+
+    Returns ("ok", what the child put), ("timeout", limit_s) or ("crash", exit code).
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, out))
+    p.start()
+    p.join(limit_s)
+    if p.is_alive():
+        p.terminate()
+        p.join()
+        return "timeout", limit_s
+    if out.empty():
+        return "crash", p.exitcode
+    return "ok", out.get()
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
@@ -37,7 +59,19 @@ def rng():
 def small_geometry():
     from saxsred.geometry import Geometry
 
-    return Geometry(1.0, 70.3 * 172e-6, 60.6 * 172e-6, 0.0, 0.0, 0.0, 172e-6, 172e-6, 1.0e-10, shape=(160, 170), source="test")
+    return Geometry(
+        1.0,
+        70.3 * 172e-6,
+        60.6 * 172e-6,
+        0.0,
+        0.0,
+        0.0,
+        172e-6,
+        172e-6,
+        1.0e-10,
+        shape=(160, 170),
+        source="test",
+    )
 
 
 def smooth_curve():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_in_child
 
 from saxsred.io.curves import read_curve
 from saxsred.peaks import analyze_peaks
@@ -98,8 +99,6 @@ def test_bm26_silver_behenate_lamellar_orders():
     every order the frame holds, and each must be indexed. The stage runs in a child process
     with a time limit, so a slow stage fails with a message instead of hanging the suite.
     """
-    import multiprocessing as mp
-
     frame_path = AGBH / "Pilatus1M.edf"
     if not frame_path.exists():
         pytest.skip(f"real data not found at {AGBH}")
@@ -110,19 +109,13 @@ def test_bm26_silver_behenate_lamellar_orders():
     frame = read_frame(frame_path)
     geo = load_poni(AGBH / "Pilatus1M.poni", frame.data.shape, wavelength_m=1.0326e-10)
     curve = reduce_frame(frame, geo, Corrections())
-    ctx = mp.get_context("fork")
-    out = ctx.Queue()
-    p = ctx.Process(target=_agbh_stage, args=(curve, out))
-    p.start()
-    p.join(LIMIT_S)
-    if p.is_alive():
-        p.terminate()
-        p.join()
+    status, res = run_in_child(_agbh_stage, (curve,), LIMIT_S)
+    if status == "timeout":
         pytest.fail(
             f"peak stage took more than {LIMIT_S} s on the BM26 AgBh curve (issue 10 asks for < 10 s)"
         )
-    assert not out.empty(), f"peak stage crashed (exit code {p.exitcode})"
-    lattice, sg, d_nm, peaks, notes = out.get()
+    assert status == "ok", f"peak stage crashed (exit code {res})"
+    lattice, sg, d_nm, peaks, notes = res
     msg = f"lattice={lattice} d={d_nm} peaks={peaks} notes={notes}"
     assert lattice == "lamellar", msg
     assert abs(d_nm / 5.838 - 1) < 5e-3, msg

@@ -47,7 +47,6 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-import multiprocessing as mp
 import os
 import warnings
 
@@ -55,6 +54,7 @@ import numpy as np
 import pytest
 
 sasmodels_core = pytest.importorskip("sasmodels.core", reason="sasmodels is a test dependency")
+from conftest import run_in_child  # noqa: E402
 from sasmodels.direct_model import call_kernel  # noqa: E402
 
 from saxsred.curve import Curve  # noqa: E402
@@ -211,18 +211,8 @@ def run_stage(lattice: str, i: int):
     """(case, stage answer) of case ``i``; the stage in a child process with a time limit."""
     c = case(lattice, i)
     cv = make_curve(c)
-    ctx = mp.get_context("fork")
-    out = ctx.Queue()
-    p = ctx.Process(target=_stage, args=(cv, c["kind"], out))
-    p.start()
-    p.join(LIMIT_S)
-    if p.is_alive():
-        p.terminate()
-        p.join()
-        return c, ("timeout", LIMIT_S)
-    if out.empty():
-        return c, ("crash", p.exitcode)
-    return c, out.get()
+    status, res = run_in_child(_stage, (cv, c["kind"]), LIMIT_S)
+    return c, (res if status == "ok" else (status, res))
 
 
 def describe(c: dict, res) -> str:

@@ -14,10 +14,10 @@ indexing land.
 from __future__ import annotations
 
 import math
-import multiprocessing as mp
 
 import numpy as np
 import pytest
+from conftest import run_in_child
 
 from saxsred.structures import build_supraparticle, scatter
 
@@ -41,20 +41,14 @@ def _stage(curve, out):
 
 
 def run_stage(curve):
-    ctx = mp.get_context("fork")
-    out = ctx.Queue()
-    p = ctx.Process(target=_stage, args=(curve, out))
-    p.start()
-    p.join(LIMIT_S)
-    if p.is_alive():
-        p.terminate()
-        p.join()
+    status, res = run_in_child(_stage, (curve,), LIMIT_S)
+    if status == "timeout":
         pytest.fail(
             f"peak stage took more than {LIMIT_S} s on a {len(curve)}-point curve (issue 10 asks for < 10 s)"
         )
-    if out.empty():
-        pytest.fail(f"peak stage crashed (exit code {p.exitcode})")
-    return out.get()
+    if status == "crash":
+        pytest.fail(f"peak stage crashed (exit code {res})")
+    return res
 
 
 @PENDING
