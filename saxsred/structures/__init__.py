@@ -6,7 +6,7 @@
 - :mod:`.debye`: Debye scattering of centres through a pair-distance histogram
   (:func:`debye_intensity`, :func:`structure_factor`).
 - :mod:`.oriented`: the exact oriented-cube powder average (:func:`oriented_intensity`).
-- :mod:`.scatter`: a configuration's I(q), S_eff(q) or S(q) as a Curve (:func:`scatter`).
+- :mod:`.scattering`: a configuration's I(q), S_eff(q) or S(q) as a Curve (:func:`scatter`).
 - :mod:`.fit`: the ensemble-average SC block model and its fit to a measured S_eff
   (:func:`model_s_eff`, :func:`fit_structure`).
 - :mod:`.bragg`: the powder-ring model S_eff(q) (:func:`bragg_structure_factor`), the
@@ -20,29 +20,46 @@ Example
 >>> cv = scatter(sp, np.linspace(0.3, 1.4, 200), kind="effective")
 """
 
-from .build import (
-    Supraparticle,
-    build_supraparticle,
-    from_configuration,
-    quaternion_to_matrix,
-    supraparticle_sizes,
-)
-from .debye import debye_intensity, pair_distance_histogram, structure_factor
-from .fit import StructureFit, fit_structure, model_s_eff
-from .oriented import orientation_averaged_amplitude, oriented_intensity
-from .scatter import KINDS, METHODS, scatter, smear
+from .kinds import KINDS, METHODS
 
-# bragg needs the peak stage (scipy.special, lmfit: about 1 s to import); loaded on first
-# use so that ``saxsred model scatter`` does not pay for it
-_LAZY = {"bragg_structure_factor", "ring_weights", "sc_supraparticle_intensity"}
+# Everything else is loaded on first use: the Debye and oriented-cube kernels import numba
+# (about 0.5 s) and bragg the peak stage (scipy.special, lmfit: about 1 s), which a
+# command that only needs the names above (the CLI's choices) should not pay for.
+_LAZY = {
+    "Supraparticle": "build",
+    "build_supraparticle": "build",
+    "from_configuration": "build",
+    "quaternion_to_matrix": "build",
+    "supraparticle_sizes": "build",
+    "debye_intensity": "debye",
+    "pair_distance_histogram": "debye",
+    "structure_factor": "debye",
+    "StructureFit": "fit",
+    "fit_structure": "fit",
+    "model_s_eff": "fit",
+    "orientation_averaged_amplitude": "oriented",
+    "oriented_intensity": "oriented",
+    "scatter": "scattering",
+    "smear": "scattering",
+    "bragg_structure_factor": "bragg",
+    "ring_weights": "bragg",
+    "sc_supraparticle_intensity": "bragg",
+}
 
 
 def __getattr__(name: str):
-    if name in _LAZY:
-        from . import bragg
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return getattr(bragg, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [

@@ -38,7 +38,7 @@ from ..errors import FitError, ParameterError
 from ..provenance import extend
 from . import _kernels as K
 from .oriented import degree_bound, sphere_rule
-from .scatter import cube_form_factor_average, smear
+from .scattering import cube_form_factor_average, smear
 
 PARAMS = ("a_nm", "cells", "disorder_pos_nm", "vacancies", "scale")
 _ABS_SCALE = {"disorder_pos_nm": 0.5, "vacancies": 0.05}

@@ -29,10 +29,8 @@ from ..errors import ParameterError
 from ..provenance import array_checksum, extend
 from .build import Supraparticle
 from .debye import debye_intensity_with_error
+from .kinds import KINDS, METHODS
 from .oriented import orientation_averaged_amplitude, oriented_intensity
-
-KINDS = ("intensity", "effective", "structure")
-METHODS = ("exact", "decoupling")
 
 
 def smear(q_nm, intensity, fwhm_nm: float) -> np.ndarray:
