@@ -155,6 +155,14 @@ def index_peaks(
                     f"feature at q = {qo[jj]:.4g} nm^-1 (FWHM {fw_all[jj]:.3g}) lies under the narrower peak at "
                     f"{qo[np.nonzero(under)[0][0]]:.4g} nm^-1: part of its profile, not indexed"
                 )
+        if ar_all is not None:
+            for jj, ii in tail_components(qo, fw_all, ar_all, keep):
+                keep[jj] = False
+                notes.append(
+                    f"feature at q = {qo[jj]:.4g} nm^-1 (FWHM {fw_all[jj]:.3g}) is a weak broad component in the "
+                    f"tail of the line at {qo[ii]:.4g} nm^-1 (a paracrystal's or a distorted lattice's lines are "
+                    "no single symmetric profile): part of it, not indexed"
+                )
     if not keep.all():
         sub = index_peaks(
             qo[keep],
@@ -172,7 +180,7 @@ def index_peaks(
             fw_all[keep],
             detect_area,
             background,
-            (qo, fw_all) if features is None else features,
+            (qo, fw_all, ar_all) if features is None else features,
         )
         pos = np.nonzero(keep)[0]
 
@@ -272,7 +280,7 @@ def index_peaks(
                 tol,
                 detect_area,
                 background,
-                features if features is not None else (None if fw is None else (qs, fw)),
+                features if features is not None else (None if fw is None else (qs, fw, ar)),
             )
             if cand is not None:
                 best_per[lat] = cand
@@ -357,6 +365,47 @@ def index_peaks(
     if best is not None:
         notes.extend(_ambiguity_notes(best, cands, qs, q_hi))
     return Indexing(tuple(cands), best, tuple(notes), edge_nm)
+
+
+#: a tail component is weaker than its line by this factor (area) ...
+TAIL_AREA_RATIO = 0.25
+#: ... and broader by this factor (FWHM)
+TAIL_BROADER = 1.5
+
+
+def tail_components(q, fwhm, areas, keep) -> list[tuple[int, int]]:
+    """(component, line) pairs: weak broad components that continue a strong line's tail.
+
+    Walking out from each kept line (strongest first) on either side, a component at most
+    :data:`TAIL_AREA_RATIO` of the line's area and :data:`TAIL_BROADER` x its FWHM
+    belongs to the line's tail when the gap between its centre and the tail's reach so far
+    (the line's half width, then each tail component's) is below its own FWHM. A free fit
+    of symmetric profiles describes a one-sided, slowly decaying line (the powder average of
+    a paracrystal's reflection) by the line plus a train of such components; they are not
+    reflections of their own.
+    """
+    q = np.asarray(q, float)
+    fw = np.asarray(fwhm, float)
+    ar = np.abs(np.asarray(areas, float))
+    out: list[tuple[int, int]] = []
+    taken = ~np.asarray(keep, bool)
+    for i in np.argsort(-ar).tolist():
+        if taken[i]:
+            continue
+        for side in (1.0, -1.0):
+            reach = q[i] + side * 0.5 * fw[i]
+            idx = [k for k in np.argsort(side * q).tolist() if side * (q[k] - q[i]) > 0]
+            for k in idx:
+                if taken[k] or not (
+                    ar[k] <= TAIL_AREA_RATIO * ar[i] and fw[k] >= TAIL_BROADER * fw[i]
+                ):
+                    break
+                if side * (q[k] - reach) >= fw[k]:
+                    break
+                taken[k] = True
+                out.append((k, i))
+                reach = q[k] + side * 0.5 * fw[k]
+    return out
 
 
 def _ambiguity_notes(best: Candidate, cands, qs, q_hi) -> list[str]:

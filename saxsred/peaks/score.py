@@ -197,6 +197,28 @@ def cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> f
 
 #: An unexplained peak weaker than this fraction of the median peak area counts in the
 #: ranking in proportion to its area (a weak artefact is not a strong line).
+def expected_widths(q_obs, fwhm_obs, q_at) -> np.ndarray | None:
+    """FWHM expected at ``q_at`` from the explained peaks' widths: a power law
+    FWHM = A q^p fitted to them, p within [0, 2] (size: 0; strain: 1; paracrystal: 2), never
+    below the narrowest; their median where they span too little q; None without widths."""
+    if fwhm_obs is None or np.size(fwhm_obs) == 0:
+        return None
+    qw = np.asarray(q_obs, float)
+    w = np.asarray(fwhm_obs, float)
+    good = np.isfinite(w) & (w > 0) & (qw > 0)
+    if not good.any():
+        return None
+    qw, w = qw[good], w[good]
+    med = float(np.median(w))
+    q_at = np.asarray(q_at, float)
+    if qw.size < 2 or np.ptp(np.log(qw)) < 0.05:
+        return np.full(q_at.shape, med)
+    p, c = np.polyfit(np.log(qw), np.log(w), 1)
+    p = float(np.clip(p, 0.0, 2.0))
+    c = float(np.mean(np.log(w) - p * np.log(qw)))
+    return np.maximum(np.exp(c + p * np.log(np.maximum(q_at, 1e-12))), float(np.min(w)))
+
+
 WEAK_PEAK_FRACTION = 0.1
 
 
@@ -260,25 +282,19 @@ def evaluate(
     # overlapping rings (the free fit merged them): half a penalty, and its rings are
     # not counted as absent.
     blend, covered = blend_peaks(qo, qp, ok, fwhm)
-    used = set(j[ok].tolist()) | covered
+    # (the rings under a blend are judged with the observed features below when they are
+    # known: a blend too weak to hold a ring does not excuse it)
+    used = set(j[ok].tolist()) | (covered if hidden is None else set())
     terms["unexplained"] = 2.0 * float(n - nex - blend.sum()) + 0.5 * float(blend.sum())
     in_range = in_range_mask(qp, q_lo, q_hi, rel_tol, fwhm, margin)
     absent_idx = [k for k in np.nonzero(in_range)[0].tolist() if k not in used]
-    if hidden is not None and absent_idx:
-        # A ring within one FWHM of an observed feature (an indexed peak, or a broad blend
-        # not indexed) is not resolved from it (HCP's (100) beside (002)): the data could
-        # not have shown it apart, so it is not absent.
-        hq, hw = (np.asarray(x, float) for x in hidden)
-        # only a feature about as sharp as the Bragg peaks can hide a ring: a sharp ring
-        # on a broad bump (form-factor oscillation, liquid order) would stand out of it
-        sharp = hw <= 3.0 * float(np.median(fwhm)) if fwhm is not None and np.size(fwhm) else hw > 0
-        hq, hw = hq[sharp], hw[sharp]
-        near = np.abs(qp[absent_idx][:, None] - hq[None, :]) < hw[None, :]
-        absent_idx = [k for k, h in zip(absent_idx, near.any(axis=1).tolist()) if not h]
     w_obs = wpred[j[ok]]
     lnf = math.log(MODEL_UNCERTAINTY)
     pos = w_obs > 0
-    if areas is not None and np.all(np.isfinite(areas[ok])) and np.all(areas[ok] > 0) and pos.any():
+    scaled = bool(
+        areas is not None and np.all(np.isfinite(areas[ok])) and np.all(areas[ok] > 0) and pos.any()
+    )
+    if scaled:
         lr = np.log(areas[ok][pos]) - np.log(w_obs[pos])
         scale = float(np.exp(np.median(lr)))
         dev = np.abs(lr - math.log(scale))
@@ -313,6 +329,28 @@ def evaluate(
         det = np.full(len(absent_idx), ref * MODEL_UNCERTAINTY)
         pred_abs = wpred[absent_idx]
     strict = pred_abs / MODEL_UNCERTAINTY > np.maximum(det, 1e-300)
+    if hidden is not None and absent_idx:
+        # A ring within one FWHM of an observed feature (an indexed peak, or a broad blend
+        # not indexed) is not resolved from it (HCP's (100) beside (002)): the data could
+        # not have shown it apart, so it is not absent. Only a feature about as sharp as
+        # the ring would be can hide it (a sharp ring on a broad bump, a form-factor
+        # oscillation or liquid order, would stand out of it); the ring's width is what the
+        # explained peaks imply at its q (widths that grow with order, as a paracrystal's
+        # or a strained lattice's do, make high-order rings as broad as the blends that
+        # cover them). With feature areas, only a feature that could hold the ring hides it
+        # (at least its predicted area / MODEL_UNCERTAINTY): a strong ring is not hidden by
+        # a weak blip.
+        hq, hw = (np.asarray(x, float) for x in hidden[:2])
+        w_ring = expected_widths(qo[ok], None if fwhm is None else fwhm[ok], qp[absent_idx])
+        if w_ring is None:
+            w_ring = np.full(len(absent_idx), np.inf)
+        near = (np.abs(qp[absent_idx][:, None] - hq[None, :]) < hw[None, :]) & (
+            hw[None, :] <= 3.0 * w_ring[:, None]
+        )
+        if scaled and len(hidden) > 2 and hidden[2] is not None:
+            ha = np.abs(np.asarray(hidden[2], float))
+            near &= ha[None, :] >= (pred_abs / MODEL_UNCERTAINTY)[:, None]
+        strict &= ~near.any(axis=1)
     absent_idx = [k for k, st in zip(absent_idx, strict.tolist()) if st]
     terms["absent"] = float(len(absent_idx))
     # Strong rings predicted below the lowest explained peak: the mark of a cell too large
