@@ -294,6 +294,7 @@ def index_peaks(
                 s_assigned=tuple(c.s_assigned[i] for i in inv),
             )
         )
+
     # Positions first: a lattice that leaves fewer peaks unexplained (or predicts strong
     # rings below the lowest peak) wins; then fewer rings the data would have shown; the
     # cost (intensities within their uncertainty, simplicity) ranks the rest.
@@ -302,18 +303,28 @@ def index_peaks(
     # Rings the data would have shown but do not are evidence against a lattice too (the
     # mark of a superset cell explaining peaks by density, e.g. Ia-3d at sqrt2 x a_FCC):
     # ABSENT_PER_UNEXPLAINED of them weigh as much as one unexplained peak.
-    cands.sort(
-        key=lambda c: (
-            round(
-                c.unexplained_weight
-                + c.n_absent_below
-                + (c.terms.get("absent", 0.0) - c.n_absent_below) / ABSENT_PER_UNEXPLAINED,
-                6,
-            ),
-            c.terms.get("absent", 0.0),
-            c.cost,
+    def explained_key(c: Candidate) -> float:
+        return (
+            c.unexplained_weight
+            + c.n_absent_below
+            + (c.terms.get("absent", 0.0) - c.n_absent_below) / ABSENT_PER_UNEXPLAINED
         )
-    )
+
+    def rest_key(c: Candidate) -> tuple[float, float]:
+        # unexplained peaks weighed by their area (as in explained_key) and a blend's half
+        # penalty left out: a lattice that puts one ring on a broad blend explains it no
+        # better than one whose several rings fall under it
+        cost = c.cost - c.terms.get("unexplained", 0.0) + 2.0 * c.unexplained_weight
+        return (c.terms.get("absent", 0.0), round(cost, 6))
+
+    cands.sort(key=lambda c: (round(explained_key(c), 6), *rest_key(c)))
+    if cands:
+        # Lattices within EXPLAINED_TIE of the best explain the peaks equally well (a
+        # blip of a few per cent of the weak-peak threshold must not decide): among them
+        # the rings the data would have shown, then the cost (intensities, simplicity) rank.
+        k0 = explained_key(cands[0])
+        tied = [c for c in cands if explained_key(c) <= k0 + EXPLAINED_TIE]
+        cands = sorted(tied, key=rest_key) + [c for c in cands if c not in tied]
     best = cands[0] if cands else None
     if best is not None:
         nex = sum(h is not None for h in best.assignment)
@@ -367,10 +378,14 @@ def index_peaks(
     return Indexing(tuple(cands), best, tuple(notes), edge_nm)
 
 
+#: explained-peak weights closer than this are a tie (see index_peaks' ranking)
+EXPLAINED_TIE = 0.1
 #: a tail component is weaker than its line by this factor (area) ...
 TAIL_AREA_RATIO = 0.25
-#: ... and broader by this factor (FWHM)
+#: ... and broader by this factor (FWHM) ...
 TAIL_BROADER = 1.5
+#: ... and its centre within this many of its own FWHMs of the tail's reach so far
+TAIL_GAP = 1.5
 
 
 def tail_components(q, fwhm, areas, keep) -> list[tuple[int, int]]:
@@ -379,7 +394,8 @@ def tail_components(q, fwhm, areas, keep) -> list[tuple[int, int]]:
     Walking out from each kept line (strongest first) on either side, a component at most
     :data:`TAIL_AREA_RATIO` of the line's area and :data:`TAIL_BROADER` x its FWHM
     belongs to the line's tail when the gap between its centre and the tail's reach so far
-    (the line's half width, then each tail component's) is below its own FWHM. A free fit
+    (the line's half width, then each tail component's) is below :data:`TAIL_GAP` x its
+    own FWHM. A free fit
     of symmetric profiles describes a one-sided, slowly decaying line (the powder average of
     a paracrystal's reflection) by the line plus a train of such components; they are not
     reflections of their own.
@@ -400,7 +416,7 @@ def tail_components(q, fwhm, areas, keep) -> list[tuple[int, int]]:
                     ar[k] <= TAIL_AREA_RATIO * ar[i] and fw[k] >= TAIL_BROADER * fw[i]
                 ):
                     break
-                if side * (q[k] - reach) >= fw[k]:
+                if side * (q[k] - reach) >= TAIL_GAP * fw[k]:
                     break
                 taken[k] = True
                 out.append((k, i))
