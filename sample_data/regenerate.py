@@ -14,5 +14,7 @@ from saxsred.simulate import make_sample_dataset, write_sample_calibration
 ROOT = Path(__file__).resolve().parent.parent
 
 if __name__ == "__main__":
-    for p in make_sample_dataset(ROOT / "sample_data") + write_sample_calibration(ROOT / "calibration"):
+    for p in make_sample_dataset(ROOT / "sample_data") + write_sample_calibration(
+        ROOT / "calibration"
+    ):
         print(p.relative_to(ROOT), p.stat().st_size, "bytes")

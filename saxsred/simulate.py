@@ -78,7 +78,11 @@ def expected_counts(
     ai = geometry.integrator()
     q = ai.qArray(shape)
     omega_rel = ai.solidAngleArray(shape)
-    pol = ai.polarization(shape, factor=polarization_factor) if polarization_factor is not None else 1.0
+    pol = (
+        ai.polarization(shape, factor=polarization_factor)
+        if polarization_factor is not None
+        else 1.0
+    )
     omega_poni = geometry.pixel1_m * geometry.pixel2_m / geometry.dist_m**2
     norm = exposure.monitor * (exposure.thickness_mm / 10.0) * omega_poni / exposure.scale
     # Per-unit calibration constant chosen so that one unit of I(q) gives
@@ -187,7 +191,11 @@ SAMPLE_GEOMETRY = Geometry(
     source="saxs_1m.poni",
 )
 SAMPLE_LAYOUT = DetectorLayout(
-    gap_rows=((180, 187),), gap_cols=((200, 204),), beamstop_radius_px=9.0, beamstop_arm_width_px=5, n_hot_pixels=6
+    gap_rows=((180, 187),),
+    gap_cols=((200, 204),),
+    beamstop_radius_px=9.0,
+    beamstop_arm_width_px=5,
+    n_hot_pixels=6,
 )
 
 #: Truth used to make the sample data (SCIENCE.md: the paper's numbers).
@@ -222,8 +230,13 @@ def sample_curves(q: np.ndarray) -> dict[str, np.ndarray]:
     i0_per_phi = 4.9e4  # cm^-1 per unit volume fraction for 9.5 nm CsPbBr3 cubes in toluene
     p_nc = dilute_intensity(q, t["edge_nm"], t["polydispersity"], scale=1.0, background=0.0)
     s_sp = bragg_structure_factor(
-        q, lattice="SC", a_nm=t["a_nm"], coherence_nm=t["coherence_length_nm"], edge_nm=t["edge_nm"],
-        polydispersity=t["polydispersity"], instrument_fwhm_inv_nm=t["instrument_fwhm_inv_nm"],
+        q,
+        lattice="SC",
+        a_nm=t["a_nm"],
+        coherence_nm=t["coherence_length_nm"],
+        edge_nm=t["edge_nm"],
+        polydispersity=t["polydispersity"],
+        instrument_fwhm_inv_nm=t["instrument_fwhm_inv_nm"],
     )
     cap = _capillary_cm(q)
     solvent = cap + t["toluene_cm"]
@@ -262,11 +275,20 @@ def make_sample_dataset(outdir: str | os.PathLike, seed: int = 20180615) -> list
     geo = SAMPLE_GEOMETRY
     shape = SAMPLE_SHAPE
     written: list[Path] = []
-    base = dict(exposure_s=10.0, monitor0=2.0e5, empty_beam_ratio=0.5, thickness_mm=1.5, counts_per_unit=3000.0, dark_rate=0.3)
+    base = dict(
+        exposure_s=10.0,
+        monitor0=2.0e5,
+        empty_beam_ratio=0.5,
+        thickness_mm=1.5,
+        counts_per_unit=3000.0,
+        dark_rate=0.3,
+    )
     dark_lam = np.full(shape, base["dark_rate"] * base["exposure_s"])
     dark = rng.poisson(dark_lam).astype(np.int32)
     dark_hdr = geometry_to_header(geo)
-    dark_hdr.update({"Title": "dark", "ExposureTime": repr(base["exposure_s"]), "Dummy": "-1", "DDummy": "0.1"})
+    dark_hdr.update(
+        {"Title": "dark", "ExposureTime": repr(base["exposure_s"]), "Dummy": "-1", "DDummy": "0.1"}
+    )
     written.append(write_edf(out / "dark.edf", dark, dark_hdr))
     plan = [
         ("empty_capillary", "empty_capillary", 0.93, {}),

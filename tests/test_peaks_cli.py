@@ -13,8 +13,18 @@ from saxsred.io.curves import write_dat
 from saxsred.structures import bragg_structure_factor
 
 KEYS = {
-    "lattice", "a_nm", "a_err_nm", "a_err_stat_nm", "a_err_calib_nm", "nn_distance_nm", "coherence_length_nm",
-    "coherence_length_err_nm", "coherence_convention", "instrument_fwhm_inv_nm", "peaks", "alternatives",
+    "lattice",
+    "a_nm",
+    "a_err_nm",
+    "a_err_stat_nm",
+    "a_err_calib_nm",
+    "nn_distance_nm",
+    "coherence_length_nm",
+    "coherence_length_err_nm",
+    "coherence_convention",
+    "instrument_fwhm_inv_nm",
+    "peaks",
+    "alternatives",
 }
 
 
@@ -22,13 +32,19 @@ KEYS = {
 def sq_file(tmp_path):
     rng = np.random.default_rng(4)
     q = np.linspace(0.35, 1.4, 700)
-    s = bragg_structure_factor(q, "SC", 11.384, 166.0, 9.5, amplitude=0.3, instrument_fwhm_inv_nm=0.008)
+    s = bragg_structure_factor(
+        q, "SC", 11.384, 166.0, 9.5, amplitude=0.3, instrument_fwhm_inv_nm=0.008
+    )
     sig = 0.01 * s
-    return write_dat(Curve(q, s + rng.normal(0, 1, q.size) * sig, sig, name="sp_sq"), tmp_path / "sp_sq.dat")
+    return write_dat(
+        Curve(q, s + rng.normal(0, 1, q.size) * sig, sig, name="sp_sq"), tmp_path / "sp_sq.dat"
+    )
 
 
 def test_peaks_json_interface(sq_file, capsys):
-    rc = main(["peaks", str(sq_file), "--sq", "--edge", "9.5", "--resolution-fwhm", "0.008", "--json"])
+    rc = main(
+        ["peaks", str(sq_file), "--sq", "--edge", "9.5", "--resolution-fwhm", "0.008", "--json"]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     d = json.loads(out)  # exactly one object
@@ -42,7 +58,9 @@ def test_peaks_json_interface(sq_file, capsys):
     assert d["a_err_calib_nm"] == pytest.approx(0.005 * d["a_nm"])
     for p in d["peaks"]:
         assert {"q_inv_nm", "q_err_inv_nm", "fwhm_inv_nm", "area", "hkl"} <= set(p)
-        assert p["hkl"] is None or (len(p["hkl"]) == 3 and all(isinstance(x, int) for x in p["hkl"]))
+        assert p["hkl"] is None or (
+            len(p["hkl"]) == 3 and all(isinstance(x, int) for x in p["hkl"])
+        )
     for a in d["alternatives"]:
         assert {"lattice", "a_nm", "score"} <= set(a)
     assert d["alternatives"][1]["lattice"] == "BCC"
@@ -60,7 +78,9 @@ def test_peaks_output_folder(sq_file, tmp_path, capsys):
 def test_no_peaks_gives_null_lattice(tmp_path, capsys):
     rng = np.random.default_rng(1)
     q = np.linspace(0.2, 2, 500)
-    f = write_dat(Curve(q, 1 + rng.normal(0, 0.01, q.size), np.full(q.size, 0.01)), tmp_path / "flat.dat")
+    f = write_dat(
+        Curve(q, 1 + rng.normal(0, 0.01, q.size), np.full(q.size, 0.01)), tmp_path / "flat.dat"
+    )
     assert main(["peaks", str(f), "--sq", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["lattice"] is None and d["a_nm"] is None and d["alternatives"] == []
@@ -104,7 +124,11 @@ def test_chi_command(tmp_path, capsys):
         y += 200 * np.exp(-0.5 * (d / (10.0 / 2.3548)) ** 2)
     sig = np.sqrt(y)
     f = tmp_path / "chi.txt"
-    np.savetxt(f, np.column_stack([chi, y + rng.normal(0, 1, chi.size) * sig, sig]), header="chi_deg I sigma")
+    np.savetxt(
+        f,
+        np.column_stack([chi, y + rng.normal(0, 1, chi.size) * sig, sig]),
+        header="chi_deg I sigma",
+    )
     assert main(["chi", str(f), "--json", "-o", str(tmp_path / "o")]) == 0
     d = json.loads(capsys.readouterr().out)
     assert d["n_peaks"] == 4

@@ -24,13 +24,27 @@ from saxsred.reduce import (
 )
 from saxsred.simulate import DetectorLayout, Exposure, simulate_frame
 
-LAYOUT = DetectorLayout(gap_rows=((100, 106),), gap_cols=((120, 123),), beamstop_radius_px=6, beamstop_arm_width_px=3, n_hot_pixels=4)
+LAYOUT = DetectorLayout(
+    gap_rows=((100, 106),),
+    gap_cols=((120, 123),),
+    beamstop_radius_px=6,
+    beamstop_arm_width_px=3,
+    n_hot_pixels=4,
+)
 
 
 def _frame(geo, q, intensity, rng, exposure=None, name="f.edf", layout=LAYOUT):
     exposure = exposure or Exposure(counts_per_unit=4000.0, dark_rate=0.5)
-    data, hdr, gain = simulate_frame(q, intensity, geo, geo.shape, exposure, layout, rng,
-                                     dark=np.full(geo.shape, exposure.dark_rate * exposure.exposure_s))
+    data, hdr, gain = simulate_frame(
+        q,
+        intensity,
+        geo,
+        geo.shape,
+        exposure,
+        layout,
+        rng,
+        dark=np.full(geo.shape, exposure.dark_rate * exposure.exposure_s),
+    )
     return Frame(data, hdr, parse_metadata(hdr), name), gain
 
 
@@ -74,9 +88,19 @@ def test_integration_equals_direct_pyfai(small_geometry, rng):
 
     norm = normalisation(fr, small_geometry, corr).factor
     ai = small_geometry.integrator()
-    ref = ai.integrate1d(fr.data, 150, unit="q_nm^-1", method=("no", "csr", "cython"), correctSolidAngle=True,
-                         polarization_factor=0.95, dark=dark, flat=flat, mask=mask,
-                         error_model="poisson", normalization_factor=norm)
+    ref = ai.integrate1d(
+        fr.data,
+        150,
+        unit="q_nm^-1",
+        method=("no", "csr", "cython"),
+        correctSolidAngle=True,
+        polarization_factor=0.95,
+        dark=dark,
+        flat=flat,
+        mask=mask,
+        error_model="poisson",
+        normalization_factor=norm,
+    )
     ok = ref.count > 0
     np.testing.assert_allclose(cv.q_nm, ref.radial[ok], rtol=1e-12)
     np.testing.assert_allclose(cv.intensity, ref.intensity[ok], rtol=1e-6)
@@ -92,19 +116,37 @@ def test_background_subtraction_and_series_average(small_geometry):
     red_corr = Corrections(npt=120, dark=_dark(small_geometry), hot_pixels=True)
     sample_curves, gains = [], []
     for seed in range(5):
-        fr, gain = _frame(small_geometry, q, solvent + particles, np.random.default_rng(100 + seed),
-                          exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.6), name=f"s{seed}.edf")
+        fr, gain = _frame(
+            small_geometry,
+            q,
+            solvent + particles,
+            np.random.default_rng(100 + seed),
+            exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.6),
+            name=f"s{seed}.edf",
+        )
         sample_curves.append(Reducer(small_geometry, red_corr).reduce(fr))
         gains.append(gain)
     # one frame with a bubble (less sample in the beam): must be rejected
-    fr_bad, _ = _frame(small_geometry, q, 0.85 * (solvent + particles), np.random.default_rng(99),
-                       exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.6), name="bubble.edf")
+    fr_bad, _ = _frame(
+        small_geometry,
+        q,
+        0.85 * (solvent + particles),
+        np.random.default_rng(99),
+        exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.6),
+        name="bubble.edf",
+    )
     bad = Reducer(small_geometry, red_corr).reduce(fr_bad)
     avg = average_curves([*sample_curves, bad])
     assert avg.rejected == ["bubble"]
     assert all(v.kept for v in avg.verdicts if v.name != "bubble")
-    bg_fr, _ = _frame(small_geometry, q, solvent, np.random.default_rng(7),
-                      exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.8), name="bg.edf")
+    bg_fr, _ = _frame(
+        small_geometry,
+        q,
+        solvent,
+        np.random.default_rng(7),
+        exposure=Exposure(counts_per_unit=4000.0, dark_rate=0.5, transmission=0.8),
+        name="bg.edf",
+    )
     bg = Reducer(small_geometry, red_corr).reduce(bg_fr)
     net = subtract_background(avg.curve, bg)
     truth = np.interp(net.q_nm, q, particles) * gains[0]
@@ -123,7 +165,9 @@ def test_water_absolute_scale_recovers_gain(small_geometry):
     red = Reducer(small_geometry, Corrections(npt=150, dark=_dark(small_geometry), hot_pixels=True))
     exp_w = Exposure(counts_per_unit=60000.0, dark_rate=0.5, transmission=0.55)
     exp_e = Exposure(counts_per_unit=60000.0, dark_rate=0.5, transmission=0.93)
-    w_fr, gain = _frame(small_geometry, q, cap + WATER_DSIGMA_20C, np.random.default_rng(1), exposure=exp_w)
+    w_fr, gain = _frame(
+        small_geometry, q, cap + WATER_DSIGMA_20C, np.random.default_rng(1), exposure=exp_w
+    )
     e_fr, _ = _frame(small_geometry, q, cap, np.random.default_rng(2), exposure=exp_e)
     cal = water_scale_factor(red.reduce(w_fr), red.reduce(e_fr), q_range_nm=(0.5, 2.5))
     assert cal.factor == pytest.approx(1.0 / gain, rel=4 * cal.factor_err / cal.factor + 0.002)
@@ -170,9 +214,19 @@ def test_dynamic_invalid_pixels_equal_direct_pyfai_with_merged_mask(small_geomet
     cv = Reducer(small_geometry, corr).reduce(fr)
     mask = pixel_mask(fr, small_geometry, corr)
     ai = small_geometry.integrator()
-    ref = ai.integrate1d(data, 120, unit="q_nm^-1", method=("no", "csr", "cython"), correctSolidAngle=True,
-                         polarization_factor=0.99, dark=dark, mask=mask, error_model="poisson", radial_range=qr,
-                         normalization_factor=normalisation(fr, small_geometry, corr).factor)
+    ref = ai.integrate1d(
+        data,
+        120,
+        unit="q_nm^-1",
+        method=("no", "csr", "cython"),
+        correctSolidAngle=True,
+        polarization_factor=0.99,
+        dark=dark,
+        mask=mask,
+        error_model="poisson",
+        radial_range=qr,
+        normalization_factor=normalisation(fr, small_geometry, corr).factor,
+    )
     ok = ref.count > 0
     np.testing.assert_allclose(cv.intensity, ref.intensity[ok], rtol=1e-6)
     np.testing.assert_allclose(cv.sigma, ref.sigma[ok], rtol=1e-6)
@@ -189,7 +243,12 @@ def test_bad_inputs_raise_clear_errors(small_geometry):
     zero_mon = replace(fr, metadata=replace(fr.metadata, monitor=0.0))
     with pytest.raises(InputError, match="must be positive"):
         Reducer(small_geometry, Corrections()).reduce(zero_mon)
-    nan = replace(fr, data=np.where(np.arange(fr.data.size).reshape(fr.shape) == 7, np.nan, fr.data.astype(float)))
+    nan = replace(
+        fr,
+        data=np.where(
+            np.arange(fr.data.size).reshape(fr.shape) == 7, np.nan, fr.data.astype(float)
+        ),
+    )
     with pytest.raises(InputError, match="NaN"):
         Reducer(small_geometry, Corrections()).reduce(nan)
     with pytest.raises(GeometryError, match="does not match"):
@@ -201,7 +260,9 @@ def test_bad_inputs_raise_clear_errors(small_geometry):
 
 def test_chi_profile_and_cake(small_geometry):
     q = np.linspace(0, 5, 501)
-    fr, _ = _frame(small_geometry, q, np.full_like(q, 0.5), np.random.default_rng(0), layout=DetectorLayout())
+    fr, _ = _frame(
+        small_geometry, q, np.full_like(q, 0.5), np.random.default_rng(0), layout=DetectorLayout()
+    )
     red = Reducer(small_geometry, Corrections(npt=100, dark=_dark(small_geometry)))
     cake = red.cake(fr, npt_rad=80, npt_azim=90)
     assert cake.intensity.shape == (90, 80)
@@ -229,18 +290,37 @@ def test_header_named_dark_is_used(tmp_path, small_geometry):
 
     q, i_true = smooth_curve()
     exp = Exposure(counts_per_unit=4000.0, dark_rate=30.0)
-    data, hdr, gain = simulate_frame(q, i_true, small_geometry, small_geometry.shape, exp, DetectorLayout(), np.random.default_rng(4),
-                                     dark=_dark(small_geometry, exp))
+    data, hdr, gain = simulate_frame(
+        q,
+        i_true,
+        small_geometry,
+        small_geometry.shape,
+        exp,
+        DetectorLayout(),
+        np.random.default_rng(4),
+        dark=_dark(small_geometry, exp),
+    )
     write_edf(tmp_path / "dk.edf", _dark(small_geometry, exp).astype(np.float32), {})
-    write_edf(tmp_path / "with.edf", data, {**hdr, "DarkFileName": "dk.edf", "DarkFilePath": "/beamline/only/path"})
+    write_edf(
+        tmp_path / "with.edf",
+        data,
+        {**hdr, "DarkFileName": "dk.edf", "DarkFilePath": "/beamline/only/path"},
+    )
     write_edf(tmp_path / "without.edf", data, hdr)
-    with_dark = reduce_files([str(tmp_path / "with.edf")], ReduceJob(corrections=Corrections(npt=100))).curves[0]
-    no_dark = reduce_files([str(tmp_path / "without.edf")], ReduceJob(corrections=Corrections(npt=100))).curves[0]
+    with_dark = reduce_files(
+        [str(tmp_path / "with.edf")], ReduceJob(corrections=Corrections(npt=100))
+    ).curves[0]
+    no_dark = reduce_files(
+        [str(tmp_path / "without.edf")], ReduceJob(corrections=Corrections(npt=100))
+    ).curves[0]
     truth = np.interp(with_dark.q_nm, q, i_true) * gain
     assert abs(np.median(with_dark.intensity / truth) - 1) < 0.01
     assert np.median(no_dark.intensity / truth) > 1.05  # the dark current left in
     assert with_dark.provenance["steps"][0]["options"]["dark_file"]["file"] == "dk.edf"
-    assert read_frame(tmp_path / "with.edf").metadata.files["DarkFileName"] == "/beamline/only/path/dk.edf"
+    assert (
+        read_frame(tmp_path / "with.edf").metadata.files["DarkFileName"]
+        == "/beamline/only/path/dk.edf"
+    )
 
 
 def test_merge_saxs_waxs_realdata():
@@ -252,14 +332,18 @@ def test_merge_saxs_waxs_realdata():
     saxs = read_curve(realdata("curves", "lys_saxs.dat"))
     waxs = read_curve(realdata("curves", "lys_waxs.dat"))
     # BioXTAS RAW writes q in 1/A: read_curve converts to nm^-1
-    assert saxs.q_nm[-1] == pytest.approx(2.83, abs=0.01) and waxs.q_nm[0] == pytest.approx(2.14, abs=0.01)
+    assert saxs.q_nm[-1] == pytest.approx(2.83, abs=0.01) and waxs.q_nm[0] == pytest.approx(
+        2.14, abs=0.01
+    )
     m = merge_curves(saxs, waxs)
     assert np.all(np.diff(m.curve.q_nm) > 0)
     lo, hi = m.overlap_nm
     # after scaling, the two detectors agree over the overlap within their errors
     sel = (waxs.q_nm > lo) & (waxs.q_nm < hi)
     s_i = np.interp(waxs.q_nm[sel], saxs.q_nm, saxs.intensity)
-    z = (s_i - m.factor * waxs.intensity[sel]) / np.hypot(np.interp(waxs.q_nm[sel], saxs.q_nm, saxs.sigma), m.factor * waxs.sigma[sel])
+    z = (s_i - m.factor * waxs.intensity[sel]) / np.hypot(
+        np.interp(waxs.q_nm[sel], saxs.q_nm, saxs.sigma), m.factor * waxs.sigma[sel]
+    )
     assert abs(np.mean(z)) < 0.5 and np.std(z) < 2.0
 
 
@@ -287,4 +371,6 @@ def test_transmission_from_monitors_against_empty_beam(small_geometry):
     n_i1 = normalisation(fr, small_geometry, Corrections(monitor="I1"))
     n_i0 = normalisation(fr, small_geometry, Corrections(monitor="I0", empty_beam_ratio=0.5))
     assert n_i0.transmission == pytest.approx(0.37, rel=1e-9)
-    assert n_i0.factor == pytest.approx(n_i1.factor * 2, rel=1e-9)  # I1 also carries ratio_empty = 0.5
+    assert n_i0.factor == pytest.approx(
+        n_i1.factor * 2, rel=1e-9
+    )  # I1 also carries ratio_empty = 0.5

@@ -25,7 +25,13 @@ def plot_frame(
     pos = d[(d > 0) & (~mask if mask is not None else True)]
     vmin = max(np.percentile(pos, 1), 0.5) if pos.size else 1
     vmax = max(np.percentile(pos, 99.9), vmin * 10) if pos.size else 10
-    im = ax.imshow(np.where(d > 0, d, np.nan), origin="lower", norm=LogNorm(vmin, vmax), cmap="viridis", interpolation="nearest")
+    im = ax.imshow(
+        np.where(d > 0, d, np.nan),
+        origin="lower",
+        norm=LogNorm(vmin, vmax),
+        cmap="viridis",
+        interpolation="nearest",
+    )
     fig.colorbar(im, ax=ax, label="counts")
     if mask is not None and mask.any():
         overlay = np.zeros((*mask.shape, 4))
@@ -48,7 +54,15 @@ def plot_curves(curves: Sequence[Curve], title: str = "", logx: bool = True):
     fig, ax = plt.subplots(figsize=(6.4, 4.6), constrained_layout=True)
     for cv in curves:
         ok = cv.intensity > 0
-        ax.errorbar(cv.q_nm[ok], cv.intensity[ok], yerr=cv.sigma[ok], fmt=".", ms=2, elinewidth=0.6, label=cv.name)
+        ax.errorbar(
+            cv.q_nm[ok],
+            cv.intensity[ok],
+            yerr=cv.sigma[ok],
+            fmt=".",
+            ms=2,
+            elinewidth=0.6,
+            label=cv.name,
+        )
     ax.set_yscale("log")
     if logx:
         ax.set_xscale("log")
