@@ -100,8 +100,9 @@ def index_peaks(
     max_cost : above this the best candidate is not accepted (lattice None).
     polydispersity : relative edge spread for the predicted intensities (damps form-factor minima).
     fwhm : peak FWHMs (optional): a peak between rings within its half width is a blend.
-    features : (q, fwhm) of every observed feature, indexed or not (default: the peaks):
-        a ring within one FWHM of one is hidden by it, never counted absent.
+    features : (q, fwhm) or (q, fwhm, area) of every observed feature, indexed or not
+        (default: the peaks): a ring within one FWHM of one about as sharp as the ring would
+        be (and, with areas, strong enough to hold it) is hidden by it, never counted absent.
     detect_area : optional callable q -> smallest detectable peak area at q (the noise);
         default 3 x the median area error.
     background : optional callable q -> smooth background under the peaks; for I(q)
@@ -395,10 +396,9 @@ def tail_components(q, fwhm, areas, keep) -> list[tuple[int, int]]:
     :data:`TAIL_AREA_RATIO` of the line's area and :data:`TAIL_BROADER` x its FWHM
     belongs to the line's tail when the gap between its centre and the tail's reach so far
     (the line's half width, then each tail component's) is below :data:`TAIL_GAP` x its
-    own FWHM. A free fit
-    of symmetric profiles describes a one-sided, slowly decaying line (the powder average of
-    a paracrystal's reflection) by the line plus a train of such components; they are not
-    reflections of their own.
+    own FWHM. A free fit of symmetric profiles describes a one-sided, slowly decaying line
+    (the powder average of a paracrystal's reflection) by the line plus a train of such
+    components; they are not reflections of their own.
     """
     q = np.asarray(q, float)
     fw = np.asarray(fwhm, float)
