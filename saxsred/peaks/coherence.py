@@ -11,7 +11,7 @@ import numpy as np
 from ..curve import Curve
 from ..errors import FitError, InputError, ParameterError
 from .fit import fit_peaks
-from .index import TAIL_AREA_RATIO, TAIL_BROADER
+from .index import weak_broad_component
 from .profiles import SHAPES, integral_breadth, pvoigt_components, voigt_fwhm, voigt_lorentz_part
 
 #: Silver behenate (001): d = 5.838 nm (SCIENCE.md section 1), q001 = 2 pi / d.
@@ -272,10 +272,7 @@ def resolved_peak(i: int, pf, best, max_bragg_fwhm_frac: float = 0.15) -> bool:
     for j, other in enumerate(pf.peaks):
         if j == i or other.fwhm_inv_nm > max_bragg_fwhm_frac * other.q_nm:
             continue  # a broad feature (form factor, liquid order) is background, not a neighbour
-        if (
-            abs(other.area) <= TAIL_AREA_RATIO * abs(pk.area)
-            and other.fwhm_inv_nm >= TAIL_BROADER * pk.fwhm_inv_nm
-        ):
+        if weak_broad_component(other.area, other.fwhm_inv_nm, pk.area, pk.fwhm_inv_nm):
             continue  # a weak broad component is the line's own foot or tail (index.tail_components)
         if abs(other.q_nm - pk.q_nm) < BLEND_FWHM * 0.5 * (pk.fwhm_inv_nm + other.fwhm_inv_nm):
             return False

@@ -389,6 +389,12 @@ TAIL_BROADER = 1.5
 TAIL_GAP = 1.5
 
 
+def weak_broad_component(area, fwhm, line_area, line_fwhm) -> bool:
+    """A component at most :data:`TAIL_AREA_RATIO` of a line's area and at least
+    :data:`TAIL_BROADER` x its FWHM: what a line's foot or tail looks like in a free fit."""
+    return bool(abs(area) <= TAIL_AREA_RATIO * abs(line_area) and fwhm >= TAIL_BROADER * line_fwhm)
+
+
 def tail_components(q, fwhm, areas, keep) -> list[tuple[int, int]]:
     """(component, line) pairs: weak broad components that continue a strong line's tail.
 
@@ -412,9 +418,7 @@ def tail_components(q, fwhm, areas, keep) -> list[tuple[int, int]]:
             reach = q[i] + side * 0.5 * fw[i]
             idx = [k for k in np.argsort(side * q).tolist() if side * (q[k] - q[i]) > 0]
             for k in idx:
-                if taken[k] or not (
-                    ar[k] <= TAIL_AREA_RATIO * ar[i] and fw[k] >= TAIL_BROADER * fw[i]
-                ):
+                if taken[k] or not weak_broad_component(ar[k], fw[k], ar[i], fw[i]):
                     break
                 if side * (q[k] - reach) >= TAIL_GAP * fw[k]:
                     break

@@ -195,8 +195,6 @@ def cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> f
     )
 
 
-#: An unexplained peak weaker than this fraction of the median peak area counts in the
-#: ranking in proportion to its area (a weak artefact is not a strong line).
 def expected_widths(q_obs, fwhm_obs, q_at) -> np.ndarray | None:
     """FWHM expected at ``q_at`` from the explained peaks' widths: a power law
     FWHM = A q^p fitted to them, p within [0, 2] (size: 0; strain: 1; paracrystal: 2), never
@@ -219,6 +217,8 @@ def expected_widths(q_obs, fwhm_obs, q_at) -> np.ndarray | None:
     return np.maximum(np.exp(c + p * np.log(np.maximum(q_at, 1e-12))), float(np.min(w)))
 
 
+#: An unexplained peak weaker than this fraction of the median peak area counts in the
+#: ranking in proportion to its area (a weak artefact is not a strong line).
 WEAK_PEAK_FRACTION = 0.1
 
 
