@@ -236,6 +236,7 @@ def index_peaks(
         else None
     )
     best_per: dict[str, Candidate] = {}
+    widths: dict[bytes, tuple[float, float, float] | None] = {}  # width law per explained set
     tol = np.full(qs.size, rel_tol) if qe is None else np.maximum(rel_tol, 4.0 * qe / qs)
     margin = end_margin(fw)
     det_err = 3.0 * float(np.nanmedian(ae)) if ae is not None and np.any(np.isfinite(ae)) else None
@@ -282,6 +283,7 @@ def index_peaks(
                 detect_area,
                 background,
                 features if features is not None else (None if fw is None else (qs, fw, ar)),
+                widths,
             )
             if cand is not None:
                 best_per[lat] = cand

@@ -195,10 +195,33 @@ def cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> f
     )
 
 
-def expected_widths(q_obs, fwhm_obs, q_at) -> np.ndarray | None:
-    """FWHM expected at ``q_at`` from the explained peaks' widths: a power law
-    FWHM = A q^p fitted to them, p within [0, 2] (size: 0; strain: 1; paracrystal: 2), never
-    below the narrowest; their median where they span too little q; None without widths."""
+def median(x) -> float:
+    """np.median of a small array (the same value) without its overhead."""
+    v = np.sort(np.ravel(x))
+    n = v.size
+    if n == 0:
+        return float("nan")
+    return float(v[n // 2]) if n % 2 else 0.5 * (float(v[n // 2 - 1]) + float(v[n // 2]))
+
+
+def line_fit(x, y) -> tuple[float, float]:
+    """(slope, intercept) of the least-squares line through (x, y): np.polyfit(x, y, 1) in
+    closed form (the indexer calls it for every hypothesis; polyfit's overhead dominated)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    xm = float(x.mean())
+    ym = float(y.mean())
+    dx = x - xm
+    sxx = float(np.dot(dx, dx))
+    slope = float(np.dot(dx, y - ym)) / sxx if sxx > 0 else 0.0
+    return slope, ym - slope * xm
+
+
+def width_law(q_obs, fwhm_obs) -> tuple[float, float, float] | None:
+    """(p, c, floor) of the FWHM expected from the explained peaks' widths:
+    FWHM = max(exp(c) q^p, floor), p within [0, 2] (size: 0; strain: 1; paracrystal: 2) fitted
+    to them, floor the narrowest; p = 0 and their median where they span too little q; None
+    without widths."""
     if fwhm_obs is None or np.size(fwhm_obs) == 0:
         return None
     qw = np.asarray(q_obs, float)
@@ -207,14 +230,26 @@ def expected_widths(q_obs, fwhm_obs, q_at) -> np.ndarray | None:
     if not good.any():
         return None
     qw, w = qw[good], w[good]
-    med = float(np.median(w))
-    q_at = np.asarray(q_at, float)
     if qw.size < 2 or np.ptp(np.log(qw)) < 0.05:
-        return np.full(q_at.shape, med)
-    p, c = np.polyfit(np.log(qw), np.log(w), 1)
+        return 0.0, math.log(median(w)), float(np.min(w))
+    p, c = line_fit(np.log(qw), np.log(w))
     p = float(np.clip(p, 0.0, 2.0))
     c = float(np.mean(np.log(w) - p * np.log(qw)))
-    return np.maximum(np.exp(c + p * np.log(np.maximum(q_at, 1e-12))), float(np.min(w)))
+    return p, c, float(np.min(w))
+
+
+def expected_widths(q_obs, fwhm_obs, q_at, law=None) -> np.ndarray | None:
+    """FWHM expected at ``q_at`` from the explained peaks' widths (:func:`width_law`, or
+    ``law`` when already known); None without widths."""
+    if law is None:
+        law = width_law(q_obs, fwhm_obs)
+    if law is None:
+        return None
+    p, c, floor = law
+    q_at = np.asarray(q_at, float)
+    if p == 0.0:
+        return np.full(q_at.shape, max(math.exp(c), floor))
+    return np.maximum(np.exp(c + p * np.log(np.maximum(q_at, 1e-12))), floor)
 
 
 #: An unexplained peak weaker than this fraction of the median peak area counts in the
@@ -228,7 +263,7 @@ def unexplained_weight(areas, mask) -> float:
     m = np.asarray(mask, bool)
     if areas is None or not np.all(np.isfinite(areas)) or not np.any(np.abs(areas) > 0):
         return float(m.sum())
-    ref = WEAK_PEAK_FRACTION * float(np.median(np.abs(areas)))
+    ref = WEAK_PEAK_FRACTION * median(np.abs(areas))
     return float(np.sum(np.minimum(1.0, np.abs(areas[m]) / max(ref, 1e-300))))
 
 
@@ -255,9 +290,12 @@ def evaluate(
     detect_area=None,
     background=None,
     hidden=None,
+    widths=None,
 ):
     """Score the lattice at ``a`` (refined by :func:`refine_a`): a :class:`Candidate`, or
-    None when nothing matches or the cost is not below ``worse_than``."""
+    None when nothing matches or the cost is not below ``worse_than`` (decided as soon as
+    the terms known so far reach it). ``widths``: an optional dict that caches the width law
+    of each explained set across the hypotheses of one indexing run."""
     n = qo.size
     if tol is None:
         tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
@@ -296,7 +334,7 @@ def evaluate(
     )
     if scaled:
         lr = np.log(areas[ok][pos]) - np.log(w_obs[pos])
-        scale = float(np.exp(np.median(lr)))
+        scale = math.exp(median(lr))
         dev = np.abs(lr - math.log(scale))
         # Generous: only the part of a ratio beyond the model uncertainty counts; the
         # small variance term ranks hypotheses that explain the positions equally well.
@@ -305,6 +343,12 @@ def evaluate(
         )
         # a peak on a ring the basis extinguishes (predicted zero): weak evidence against
         terms["intensities"] += 0.5 * float(np.count_nonzero(~pos))
+    # Simplicity: fewer predicted rings in range (de Wolff's idea), then lattice order.
+    bsum = _lat.ring_table(lattice, float(s_arr[-1]) if s_arr.size else 1.0)[1][: qp.size]
+    simple = simplicity_cost(lattice, in_range, bsum)
+    if float(sum(terms.values())) + simple >= worse_than:
+        return None  # the terms still to come (absent rings, plausibility) are >= 0
+    if scaled:
         if detect_area is not None:
             det = np.asarray(detect_area(qp[absent_idx]), float)
         else:
@@ -319,7 +363,7 @@ def evaluate(
             # (disorder, Debye-Waller, polydispersity weaken high orders; B >= 0), so that a
             # high-order ring is predicted at the strength the low orders imply.
             qq = qo[ok][pos] ** 2
-            c1, c0 = np.polyfit(qq, lr, 1)
+            c1, c0 = line_fit(qq, lr)
             if c1 < 0:
                 pred_abs = np.exp(c0 + c1 * qp[absent_idx] ** 2) * wpred[absent_idx]
     else:
@@ -341,12 +385,26 @@ def evaluate(
         # (at least its predicted area / MODEL_UNCERTAINTY): a strong ring is not hidden by
         # a weak blip.
         hq, hw = (np.asarray(x, float) for x in hidden[:2])
-        w_ring = expected_widths(qo[ok], None if fwhm is None else fwhm[ok], qp[absent_idx])
+        near = np.abs(qp[absent_idx][:, None] - hq[None, :]) < hw[None, :]
+        # rings near no feature are absent whatever the widths: a lower bound of the cost
+        if (
+            float(sum(terms.values()))
+            + simple
+            + float(np.count_nonzero(strict & ~near.any(axis=1)))
+            >= worse_than
+        ):
+            return None
+        key = ok.tobytes()
+        if widths is not None and key in widths:
+            law = widths[key]
+        else:
+            law = width_law(qo[ok], None if fwhm is None else fwhm[ok])
+            if widths is not None:
+                widths[key] = law
+        w_ring = expected_widths(None, None, qp[absent_idx], law) if law is not None else None
         if w_ring is None:
             w_ring = np.full(len(absent_idx), np.inf)
-        near = (np.abs(qp[absent_idx][:, None] - hq[None, :]) < hw[None, :]) & (
-            hw[None, :] <= 3.0 * w_ring[:, None]
-        )
+        near &= hw[None, :] <= 3.0 * w_ring[:, None]
         if scaled and len(hidden) > 2 and hidden[2] is not None:
             ha = np.abs(np.asarray(hidden[2], float))
             near &= ha[None, :] >= (pred_abs / MODEL_UNCERTAINTY)[:, None]
@@ -355,7 +413,8 @@ def evaluate(
     terms["absent"] = float(len(absent_idx))
     # Strong rings predicted below the lowest explained peak: the mark of a cell too large
     # (a superset lattice explains every position by density alone).
-    n_low = sum(1 for k in absent_idx if qp[k] < float(np.min(qo[ok])))
+    q_first = float(np.min(qo[ok]))
+    n_low = sum(1 for k in absent_idx if qp[k] < q_first)
     nn = nn_distance(lattice, a)
     gap = pf = None
     plausible = True
@@ -379,9 +438,7 @@ def evaluate(
                 f"cubes aligned with a {lattice} lattice need a >= 2e = {2 * edge:.1f} nm; at a = {a:.2f} nm they "
                 "must be misaligned, and misaligned cubes do not suppress reflections"
             )
-    # Simplicity: fewer predicted rings in range (de Wolff's idea), then lattice order.
-    bsum = _lat.ring_table(lattice, float(s_arr[-1]) if s_arr.size else 1.0)[1][: qp.size]
-    terms["simplicity"] = simplicity_cost(lattice, in_range, bsum)
+    terms["simplicity"] = simple
     cost = float(sum(terms.values()))
     if cost >= worse_than:
         return None
