@@ -12,12 +12,14 @@ from ..curve import Curve, require_q_nm
 from ..errors import FitError, InputError, ParameterError
 from ..lattice import space_group
 from .coherence import (
+    BLEND_FWHM,
     Coherence,
     SizeDisorder,
     coherence_length,
     lattice_fit_coherence,
     resolved_peak,
     size_disorder,
+    width_measured,
 )
 from .find import FoundPeaks, find_peaks
 from .fit import PeakFit
@@ -425,12 +427,17 @@ def analyze_peaks(
     # The paper's convention: the lowest-order indexed peak of the free fit, instrument
     # removed according to the selected shape; a peak blended with a neighbour (another
     # fitted peak or an allowed ring of the lattice within BLEND_FWHM of its FWHM, e.g.
-    # HCP's (100)/(002)/(101)) has a free width that is not its own: the lowest resolved one.
+    # HCP's (100)/(002)/(101)) has a free width that is not its own: the lowest resolved one
+    # whose width is a measurement (wider than the sampling, significant: width_measured).
     order = sorted(idxd, key=lambda i: best.s_assigned[i])
-    first = next(
-        (i for i in order if resolved_peak(i, pf, best, MAX_BRAGG_FWHM_FRAC) and coh_pp[i]),
-        order[0],
-    )
+    usable = [
+        i
+        for i in order
+        if resolved_peak(i, pf, best, MAX_BRAGG_FWHM_FRAC)
+        and coh_pp[i]
+        and width_measured(pf.peaks[i], cv.q_nm)
+    ]
+    first = usable[0] if usable else order[0]
     coh = coh_pp[first]
     skipped = order[: order.index(first)]
     conv = f"convention K={K:g}, {'FWHM' if width == 'fwhm' else 'integral breadth'}"
@@ -459,7 +466,14 @@ def analyze_peaks(
                 f"chi2_red = {lf.chi2_red:.3g}, {lf.shape}, {lf.width_model} width model); {conv}"
             )
             skipped = None
-    if skipped is not None:
+    if skipped is not None and not usable:
+        notes.append(
+            f"coherence length from the lowest-order indexed peak {list(best.assignment[first])}, but no indexed "
+            "peak is both resolved from its neighbours (other peaks, allowed rings within "
+            f"{BLEND_FWHM:g} FWHM) and wider than the sampling with a significant width: its free width may "
+            f"hold its neighbours', so L is a lower bound; {conv}"
+        )
+    elif skipped is not None:
         notes.append(
             f"coherence length from the lowest-order indexed peak {list(best.assignment[first])} "
             + (

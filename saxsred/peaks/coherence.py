@@ -284,6 +284,31 @@ def resolved_peak(i: int, pf, best, max_bragg_fwhm_frac: float = 0.15) -> bool:
     return True
 
 
+#: A free width is measured only when it spans at least this many q steps of the data
+#: (narrower, it is below the sampling: any smaller width would fit as well) ...
+MIN_FWHM_STEPS = 2.0
+#: ... and stands at least this many standard errors above zero.
+MIN_WIDTH_SIGNIFICANCE = 2.0
+
+
+def width_measured(pk, q_nm) -> bool:
+    """The free FWHM of peak ``pk`` is a measurement: at least :data:`MIN_FWHM_STEPS` data
+    steps of ``q_nm`` (the curve's q) at its position, and :data:`MIN_WIDTH_SIGNIFICANCE`
+    standard errors from zero. A noise blip fitted narrower than the sampling would give
+    any coherence length at all (a real A15 curve gave 17 um from one)."""
+    q = np.asarray(q_nm, float)
+    if q.size < 2:
+        return False
+    step = float(np.interp(pk.q_nm, q[1:], np.abs(np.diff(q))))
+    err = pk.fwhm_err_inv_nm
+    return bool(
+        pk.fwhm_inv_nm >= MIN_FWHM_STEPS * step
+        and err is not None
+        and np.isfinite(err)
+        and MIN_WIDTH_SIGNIFICANCE * err < pk.fwhm_inv_nm
+    )
+
+
 def lattice_fit_coherence(
     lf, inst: float, K: float, width: str, q_nm: float = 0.0
 ) -> Coherence | None:
