@@ -11,7 +11,8 @@ exit (imports, engine, cluster start-up and the last file written all included):
 - bare:      python + fabio.open + ``integrate1d(..., filename=)`` (pyFAI's own .dat) in a loop;
 - bare x2:   two bare loops side by side, half the frames each (the machine's own ceiling);
 - serial:    ``saxsred reduce FRAMES --poni --mask --dark -o DIR`` (NXcanSAS + .dat, provenance);
-- 2 workers: the same with ``--workers 2`` (a local cluster only when it pays: below
+- 2 workers: the same with ``--workers 2``: the command's process and one dask worker that
+  starts while it works (a local cluster only when it pays: below
   ``LOCAL_MIN_FILES_PER_WORKER`` files per worker it runs in its own process and says so);
 - rerun:     the ``--workers 2`` command again on its own output (nothing to do).
 

@@ -20,6 +20,7 @@ import pytest
 
 from saxsred.cli import main
 from saxsred.io.curves import read_curve
+from saxsred.pipeline.executors import LocalExecutor
 
 SHAPE = (72, 80)
 NPT = "120"
@@ -146,6 +147,7 @@ def test_every_route_applies_the_header_named_files(scene, tmp_path, options_rou
     from saxsred.pipeline import run_recipe, watch_recipe
 
     monkeypatch.setattr(S, "LOCAL_MIN_FILES_PER_WORKER", 0)  # the dask route even for one file
+    monkeypatch.setattr(LocalExecutor, "work_here", False)  # every file on a worker process
 
     recipe = _recipe(scene, tmp_path)
     outs = {
@@ -199,6 +201,7 @@ def test_symlinks_are_named_after_the_link(scene, tmp_path, workers, monkeypatch
     import saxsred.pipeline.session as S
 
     monkeypatch.setattr(S, "LOCAL_MIN_FILES_PER_WORKER", 0)
+    monkeypatch.setattr(LocalExecutor, "work_here", False)  # every file on a worker process
     links = []
     for k in (1, 2, 3):
         link = tmp_path / f"cal_0000{k}.edf"

@@ -181,7 +181,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also write figures: the first frame with its mask (<name>_frame.png) and the curves (curves.png)",
     )
-    p.add_argument("--workers", type=int, help="reduce in parallel on N local dask workers")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="reduce in parallel on N local processes: this one and N-1 dask workers, which "
+        "start in the background while this one works",
+    )
     p.add_argument("--scheduler", help="address of a running dask scheduler")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output folder")
     p.set_defaults(func=_reduce)

@@ -85,7 +85,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         metavar="N",
-        help="run on N local dask worker processes (one thread each)",
+        help="run on N local processes: this one and N-1 dask workers (one thread each)",
     )
     g.add_argument(
         "--scheduler",

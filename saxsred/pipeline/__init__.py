@@ -1,8 +1,9 @@
 """Recipes (TOML) -> steps -> dask: batch reprocessing, distributed runs, resume, live mode.
 
 A recipe names the inputs (globs relative to a data folder), the geometry and the
-corrections, and a list of steps; :func:`run_recipe` runs it serially, on a local
-dask.distributed cluster (N worker processes, one thread each) or on a running scheduler.
+corrections, and a list of steps; :func:`run_recipe` runs it serially, on N local
+processes (this one and a dask.distributed cluster of N - 1 workers, one thread each, that
+starts while this one works) or on a running scheduler.
 The same runner serves ``saxsred reduce --workers N`` (:func:`reduce_parallel`).
 
 Modules, in the order a run meets them:
@@ -10,7 +11,7 @@ Modules, in the order a run meets them:
 - :mod:`~saxsred.pipeline.schema`: the recipe format, parsed and validated (:func:`load_recipe`);
 - :mod:`~saxsred.pipeline.recipe_keys`: the keys each section and step kind may have;
 - :mod:`~saxsred.pipeline.keys`: step kinds, the state folder, the content keys of units;
-- :mod:`~saxsred.pipeline.executors`: serial or dask.distributed (:func:`local_cluster`);
+- :mod:`~saxsred.pipeline.executors`: serial, local (this process + :func:`local_cluster`) or a scheduler;
 - :mod:`~saxsred.pipeline.units`: one reduce unit (:func:`reduce_input`), run on a worker;
 - :mod:`~saxsred.pipeline.session`: the run session every unit records into;
 - :mod:`~saxsred.pipeline.reduce_step`: a reduce step's files, corrections and units;

@@ -195,6 +195,170 @@ class DaskExecutor:
                 obj.close()
 
 
+def import_modules(names: Sequence[str]) -> None:
+    """Import ``names`` (run on workers as they start)."""
+    import importlib
+
+    for name in names:
+        importlib.import_module(name)
+
+
+class LocalExecutor:
+    """``--workers N`` on this machine: this process and N - 1 dask worker processes.
+
+    This process starts working at once, on the tasks as they come, while the local
+    cluster starts in the background (spawned workers import and build their engines for
+    a few seconds); once it is up, tasks also go to its workers, at most two each in
+    flight, so that no worker holds a queue when this process runs out of tasks. The
+    start-up is then hidden behind work instead of added to it. ``--workers 1`` is this
+    process alone. ``work_here = False`` (a class switch for tests) sends every task to
+    the cluster's workers, as ``--scheduler`` does.
+    """
+
+    work_here = True
+    #: modules the workers import as soon as they are up, while this process works (the
+    #: reduction's imports are half of a worker's start-up; its first task then only builds
+    #: its engine)
+    preload = ("saxsred.pipeline.units", "saxsred.reduce", "pyFAI.integrator.azimuthal")
+
+    def __init__(self, workers: int) -> None:
+        import threading
+
+        n = int(workers)
+        if n < 1:
+            raise ParameterError(f"--workers {n}: need at least 1 worker")
+        self.n = n
+        self.mode = f"local:{n}"
+        self.client: Any = None
+        self._error: BaseException | None = None
+        self._scattered: dict[int, Any] = {}
+        self._ready = threading.Event()
+        self._closed = False
+        self._thread = None
+        if n > 1:
+            self._thread = threading.Thread(target=self._start, name="saxsred-cluster", daemon=True)
+            self._thread.start()
+        else:
+            self._ready.set()
+
+    def _start(self) -> None:
+        try:
+            client = local_cluster(self.n - 1)
+            with contextlib.suppress(Exception):  # only a head start: a failure shows in the tasks
+                client.run(import_modules, self.preload)
+            if self._closed:
+                with contextlib.suppress(Exception):
+                    client.close()
+                    client.cluster.close()
+                return
+            self.client = client
+        except BaseException as exc:  # this process goes on alone, and the report says why
+            self._error = exc
+            self.mode = f"local:{self.n} (the cluster did not start: {type(exc).__name__}; ran in this process)"
+        finally:
+            self._ready.set()
+
+    @property
+    def nworkers(self) -> int:
+        return self.n
+
+    def share(self, obj: Any) -> Any:
+        return obj  # scattered to the workers when the cluster is up (``_remote``)
+
+    def _remote(self, obj: Any) -> Any:
+        key = id(obj)
+        if key not in self._scattered:
+            self._scattered[key] = (obj, self.client.scatter(obj, broadcast=True, hash=False))
+        return self._scattered[key][1]
+
+    def map_unordered(self, fn: Callable, arg_iter: Iterable[tuple], window: int) -> Iterator[Any]:
+        """Results of ``fn(items, shared)`` for each task ``(items, shared)``, in the order
+        they finish. ``items`` is a list that ``fn`` handles item by item (this process
+        runs its tasks one item at a time, feeding the cluster between items); ``shared``
+        is what :meth:`share` returned (scattered once to the workers). ``window`` is
+        not used: the cluster holds at most two tasks per worker."""
+        it = iter(arg_iter)
+        ac = None
+        args_of: dict[Any, tuple] = {}
+        limit = 2 * (self.n - 1)  # in flight on the cluster: one running, one queued each
+
+        def feed() -> None:
+            while len(args_of) < limit:
+                args = next(it, None)
+                if args is None:
+                    return
+                remote = tuple(
+                    self._remote(a) if i == len(args) - 1 else a for i, a in enumerate(args)
+                )
+                fut = self.client.submit(fn, *remote, pure=False)
+                args_of[fut] = args
+                ac.add(fut)
+
+        def collect(block: bool) -> Iterator[Any]:
+            for fut in ac.next_batch(block=block) if (block or ac.has_ready()) else ():
+                args = args_of.pop(fut)
+                try:
+                    res = fut.result()
+                except Exception as exc:  # the task was lost (a worker died): report its inputs
+                    res = TaskError(exc, args)
+                fut.release()
+                yield res
+
+        from distributed import as_completed
+
+        if not self.work_here:
+            self._ready.wait()
+        try:
+            while True:
+                if ac is None and self._ready.is_set() and self.client is not None:
+                    ac = as_completed()
+                if ac is not None:
+                    yield from collect(False)
+                    feed()
+                if ac is not None and not self.work_here:
+                    if not args_of:
+                        break
+                    yield from collect(True)
+                    continue
+                args = next(it, None)
+                if args is None:
+                    break
+                # this process is one of the workers: a task's items one at a time, so that
+                # the cluster is fed between them (its workers never wait on a long task here)
+                items, rest = args[0], args[1:]
+                for item in items:
+                    yield fn([item], *rest)
+                    if ac is None and self._ready.is_set() and self.client is not None:
+                        ac = as_completed()
+                    if ac is not None:
+                        yield from collect(False)
+                        feed()
+            while ac is not None and args_of:
+                yield from collect(True)
+        finally:
+            if args_of:  # interrupted: stop the rest
+                with contextlib.suppress(Exception):
+                    self.client.cancel(list(args_of))
+                args_of.clear()
+
+    def worker_peak_rss_mb(self) -> dict[str, float]:
+        out = {"this process": round(peak_rss_mb(), 1)}
+        if self.client is not None:
+            with contextlib.suppress(Exception):
+                res = self.client.run(peak_rss_mb)
+                out.update({str(k): round(float(v), 1) for k, v in sorted(res.items())})
+        return out
+
+    def close(self) -> None:
+        self._closed = True
+        if self._thread is not None:
+            self._thread.join()
+        if self.client is not None:
+            for obj in (self.client, self.client.cluster):
+                with contextlib.suppress(Exception):
+                    obj.close()
+
+
 class TaskError:
     """A task that returned no result (its worker died), with the arguments it was given."""
 
@@ -206,6 +370,8 @@ class TaskError:
 def make_executor(workers: int | None, scheduler: str | None, client: Any = None):
     if client is None and scheduler is None and workers is None:
         return SerialExecutor()
+    if client is None and scheduler is None:
+        return LocalExecutor(workers)
     return DaskExecutor(workers, scheduler, client)
 
 
