@@ -416,12 +416,40 @@ def test_indexer_pruning_leaves_the_result_unchanged(monkeypatch):
         q_range=(0.3, 1.7),
     )
     fast = index_peaks(q, **kw)
-    monkeypatch.setattr(P, "cost_floor", lambda *a, **k: -math.inf)
+    monkeypatch.setattr(P, "cost_floors", lambda lat, a, *r, **k: np.full(len(a), -math.inf))
     slow = index_peaks(q, **kw)
     assert [(c.lattice, c.a_nm, c.cost) for c in fast.candidates] == [
         (c.lattice, c.a_nm, c.cost) for c in slow.candidates
     ]
     assert fast.best.lattice == "SC"
+
+
+def test_hypotheses_all_at_once_equal_one_at_a_time():
+    # refine_many / cost_floors (arrays over every seed) against the one-hypothesis
+    # functions refine_a / cost_floor of score.py, seed by seed, on every lattice
+    from saxsred.peaks.hypotheses import cost_floors, refine_many
+    from saxsred.peaks.predict import LATTICES, lattice_shells
+    from saxsred.peaks.score import cost_floor, refine_a
+
+    rng = np.random.default_rng(3)
+    q = np.sort(np.array([0.551, 0.7795, 0.9546, 1.1023, 1.2324, 1.3501, 1.5589, 0.83]))
+    qe = np.full(q.size, 5e-4) * rng.uniform(0.5, 2, q.size)
+    tol = np.maximum(0.01, 4 * qe / q)
+    fw = np.full(q.size, 0.04)
+    for lat in LATTICES:
+        seeds = [
+            2 * math.pi * math.sqrt(sh.s) / qi
+            for qi in q[:3]
+            for sh in lattice_shells(lat, 400.0)[:12]
+        ]
+        many = refine_many(lat, seeds, q, qe, tol, 0.01, 1.7)
+        one = [refine_a(lat, a0, q, qe, tol, 0.01, 1.7) for a0 in seeds]
+        assert [x is None for x in one] == np.isnan(many).tolist(), lat
+        good = [x for x in one if x is not None]
+        assert np.allclose(many[~np.isnan(many)], good, rtol=1e-12, atol=0), lat
+        floors = cost_floors(lat, good, q, tol, 0.01, 0.3, 1.7, fw, 0.04)
+        ref = [cost_floor(lat, a, q, tol, 0.01, 0.3, 1.7, fw, 0.04) for a in good]
+        assert np.allclose(floors, ref, rtol=1e-12, atol=1e-12), lat
 
 
 def test_flat_chi_trace_is_isotropic_quickly_and_its_figure_shows_the_data():

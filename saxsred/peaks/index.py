@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import lattice as _lat
 from ..errors import ParameterError
+from .hypotheses import cost_floors, refine_many
 from .predict import form_factor_table, lattice_shells
 from .score import (
     ABSENT_PER_UNEXPLAINED,
@@ -29,10 +30,8 @@ from .score import (
     SIMPLICITY,
     WEAK_PEAK_FRACTION,
     Candidate,
-    cost_floor,
     end_margin,
     evaluate,
-    refine_a,
 )
 
 
@@ -245,18 +244,18 @@ def index_peaks(
         # Every hypothesis refined on positions alone, then scored in the order of its
         # position-only cost floor; one whose floor is no better than the best score so far
         # cannot win and is not scored (a shortcut that leaves the result unchanged).
-        hyps: list[tuple[float, float]] = []
         seen: list[float] = []
         for qi in qs[: min(3, qs.size)]:
             for sh in shells:
                 a0 = 2.0 * math.pi * math.sqrt(sh.s) / qi
-                if any(abs(a0 - t) < 1e-3 * a0 for t in seen):
-                    continue
-                seen.append(a0)
-                a = refine_a(lat, a0, qs, qe, tol, rel_tol, q_hi)
-                if a is None or any(abs(a - h[1]) < 1e-9 * a for h in hyps):
-                    continue
-                hyps.append((cost_floor(lat, a, qs, tol, rel_tol, q_lo, q_hi, fw, margin), a))
+                if not any(abs(a0 - t) < 1e-3 * a0 for t in seen):
+                    seen.append(a0)
+        refined: list[float] = []
+        for a in refine_many(lat, seen, qs, qe, tol, rel_tol, q_hi).tolist():
+            if math.isfinite(a) and not any(abs(a - h) < 1e-9 * a for h in refined):
+                refined.append(a)
+        floors = cost_floors(lat, refined, qs, tol, rel_tol, q_lo, q_hi, fw, margin)
+        hyps = list(zip(floors.tolist(), refined))
         for floor, a in sorted(hyps):
             if lat in best_per and floor >= best_per[lat].cost:
                 break
