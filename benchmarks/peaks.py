@@ -21,6 +21,10 @@ ESRF BM26 silver-behenate frame reduced with its PONI and lambda = 0.10326 nm, e
 run through the stage as I(q) without a dilute curve; the worst time is printed against the
 goal of 10 s, and for AgBh also the command ``saxsred peaks`` end to end.
 
+Bounded cost (issue 10: "any curve up to 5000 points, with up to 30 peaks, finishes in under
+10 s and under 500 MB"): ``saxsred peaks FILE --json`` in a fresh process on 5000-point curves
+with 30 peaks (FCC, A15 and lamellar rings, and 30 random positions), wall time and peak memory.
+
 Run: ``python benchmarks/peaks.py``
 """
 
@@ -103,6 +107,81 @@ def main() -> None:
         f"analyze / analytic-Jacobian fit = {t_full / t_floor:.1f}x"
     )
     real_curves()
+    bounded_cost()
+
+
+#: Issue 10's bound: any curve up to 5000 points with up to 30 peaks, under 10 s and 500 MB.
+BOUND_POINTS, BOUND_PEAKS, BOUND_S, BOUND_MB = 5000, 30, 10.0, 500.0
+
+CLI_RSS = (
+    "import resource, sys\n"
+    "from saxsred.cli import main\n"
+    "rc = main(sys.argv[1:])\n"
+    "print('peak_rss_mb', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, file=sys.stderr)\n"
+    "sys.exit(rc)\n"
+)
+
+
+def bound_curve(kind: str, seed: int = 0) -> Curve:
+    """A worst case of the bound: 5000 points, 30 Gaussian peaks (1% FWHM) on a q^-3
+    background, each 0.5-3x the background, 1% noise: the first 30 rings of ``kind`` (FCC,
+    A15, lamellar) or 30 random positions that no lattice explains."""
+    from saxsred.lattice import ring_positions
+
+    rng = np.random.default_rng(seed)
+    if kind == "random":
+        c = np.sort(rng.uniform(0.3, 3.0, BOUND_PEAKS))
+    else:
+        c = ring_positions(kind, 20.0, 10.0)
+        c = c[c > 0.25][:BOUND_PEAKS]
+    q = np.linspace(0.8 * c[0], 1.05 * c[-1], BOUND_POINTS)
+    bg = 1e3 * q**-3
+    y = bg.copy()
+    w = 0.01 * float(np.mean(c)) / 2.355
+    for ci in c:
+        y += bg * rng.uniform(0.5, 3.0) * np.exp(-0.5 * ((q - ci) / w) ** 2)
+    sig = 0.01 * y
+    return Curve(q, y + rng.normal(0.0, 1.0, q.size) * sig, sig, name=f"bound_{kind}")
+
+
+def bounded_cost() -> None:
+    """Issue 10's bound, as a user meets it: ``saxsred peaks FILE --json`` on a 5000-point
+    curve with 30 peaks (I(q), the default), each in a fresh process: wall time from start to
+    exit (interpreter, imports, read, stage, JSON) and the process's peak memory."""
+    import json
+    import subprocess
+    import sys
+    import tempfile
+    from pathlib import Path
+
+    from saxsred.io.curves import write_dat
+
+    print(
+        f"bounded cost (issue 10: {BOUND_POINTS} points, {BOUND_PEAKS} peaks, goal < {BOUND_S:g} s and "
+        f"< {BOUND_MB:g} MB): 'saxsred peaks FILE --json' end to end, fresh process"
+    )
+    worst_t = worst_m = 0.0
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("FCC", "A15", "lamellar", "random"):
+            path = write_dat(bound_curve(kind), Path(tmp) / f"bound_{kind}.dat")
+            t0 = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, "-c", CLI_RSS, "peaks", str(path), "--json"],
+                capture_output=True,
+                text=True,
+            )
+            dt = time.perf_counter() - t0
+            rss = [
+                float(x.split()[1]) for x in proc.stderr.splitlines() if x.startswith("peak_rss_mb")
+            ]
+            mb = rss[0] if rss else float("nan")
+            state = "ok" if proc.returncode == 0 else f"exit {proc.returncode}"
+            lat = json.loads(proc.stdout).get("lattice") if proc.returncode == 0 else None
+            print(f"  {kind:8s} {dt:6.2f} s  {mb:6.0f} MB  lattice {lat} ({state})")
+            worst_t, worst_m = max(worst_t, dt), max(worst_m, mb)
+    print(
+        f"worst: {worst_t:.2f} s (goal < {BOUND_S:g} s), {worst_m:.0f} MB (goal < {BOUND_MB:g} MB)"
+    )
 
 
 def reduce_agbh(real, folder):
