@@ -55,3 +55,18 @@ def test_this_process_and_the_cluster_share_the_tasks():
         assert "this process" in rss and len(rss) == 2
     finally:
         ex.close()
+
+
+def test_a_cluster_that_does_not_start_leaves_the_work_here_and_says_so(monkeypatch):
+    import saxsred.pipeline.executors as E
+
+    def refuse(n):
+        raise OSError("no ports left")
+
+    monkeypatch.setattr(E, "local_cluster", refuse)
+    ex = make_executor(2, None)
+    got = [r for res in ex.map_unordered(where, (([k], "s") for k in range(6)), 4) for r in res]
+    ex.close()
+    assert sorted(r[0] for r in got) == list(range(6))
+    assert {r[2] for r in got} == {os.getpid()}
+    assert "did not start" in ex.mode and "OSError" in ex.mode, ex.mode

@@ -173,6 +173,8 @@ class RunSession:
                 if exc_type is None:
                     self.report.worker_peak_rss_mb = self._executor.worker_peak_rss_mb()
                 self._executor.close()
+                # the mode as it ended (a local cluster that failed to start says so)
+                self.report.mode = ("watch/" if self.live else "") + self._executor.mode
             self.checkpoint()
         finally:
             self.ctx.journal.close()
