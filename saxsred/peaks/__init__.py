@@ -24,14 +24,17 @@ or I(q) over a smooth baseline) to "simple cubic, a = 11.4 +/- 0.1 nm, ordered o
    Voigt peaks whose Gaussian part is fixed to the instrument and whose Lorentzian FWHM
    follows the size/disorder model w(q) = 2 pi K/L (+ slope q or q^2).
 5. :func:`coherence_length`, :func:`size_disorder`: L = 2 pi K / dq_sample with the
-   instrument removed according to the shape; Williamson-Hall (q) and paracrystal (q^2)
+   instrument removed according to the shape, from the lowest-order indexed peak that is
+   resolved from its neighbours and whose width the data measure (wider than two q steps,
+   two standard errors from zero); Williamson-Hall (q) and paracrystal (q^2)
    fits with three or more orders.
 6. :func:`analyze_peaks`: the one-call stage; :func:`fit_azimuthal_peaks` for chi traces.
 
 Widths are FWHM in nm^-1 unless a name says otherwise.
 
 Modules: :mod:`.profiles` (peak shapes), :mod:`.find`, :mod:`.fit`, :mod:`.segments`, :mod:`.predict`
-(predicted lines; crystallography from :mod:`saxsred.lattice`), :mod:`.index`,
+(predicted lines; crystallography from :mod:`saxsred.lattice`), :mod:`.score` (one indexing
+hypothesis), :mod:`.hypotheses` (a lattice's seeds refined and bounded at once), :mod:`.index`,
 :mod:`.coherence`, :mod:`.lattice_fit`, :mod:`.azimuthal`, :mod:`.analysis` (the one-call
 stage). Every public name is re-exported here.
 """

@@ -122,9 +122,18 @@ def reflections(
 
 
 def reflection_arrays(
-    lattice, a_nm, q_max_nm, edge_nm=None, aligned=None, kind="sq", polydispersity=0.0, pq=None
+    lattice,
+    a_nm,
+    q_max_nm,
+    edge_nm=None,
+    aligned=None,
+    kind="sq",
+    polydispersity=0.0,
+    pq=None,
+    with_basis=False,
 ):
-    """(shells, s, q, weight) of :func:`reflections` as arrays (the indexer's inner loop)."""
+    """(shells, s, q, weight) of :func:`reflections` as arrays (the indexer's inner loop);
+    with ``with_basis`` also the rings' basis sums (multiplicity x |F_basis|^2 / n)."""
     if not (a_nm > 0 and np.isfinite(a_nm)):
         raise ParameterError(f"lattice parameter {a_nm!r} nm: must be positive")
     smax = (q_max_nm * a_nm / (2.0 * math.pi)) ** 2
@@ -150,4 +159,6 @@ def reflection_arrays(
                 w /= np.maximum(p, 1e-300)
         else:  # orientation average: P(q) in I(q), divided out of S_eff
             w *= p
+    if with_basis:
+        return shells, s_all[:m], qs, w / (qs * qs), bsum[:m]
     return shells, s_all[:m], qs, w / (qs * qs)

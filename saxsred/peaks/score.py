@@ -301,8 +301,8 @@ def evaluate(
         tol = np.full(n, rel_tol) if qerr is None else np.maximum(rel_tol, 4.0 * qerr / qo)
     if s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
         return None
-    shells, s_arr, qp, wpred = reflection_arrays(
-        lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq
+    shells, s_arr, qp, wpred, bsum = reflection_arrays(
+        lattice, a, q_hi * (1 + 2 * rel_tol), edge, aligned_opt, kind, poly, pq, with_basis=True
     )
     if background is not None and kind == "iq" and edge is None:
         # I(q) = P(q) S(q): without a particle model the smooth background under the
@@ -315,7 +315,8 @@ def evaluate(
     s = s_arr[j[ok]]
     a, a_err, _ = wls_a(qo[ok], None if qerr is None else qerr[ok], s)
     terms: dict[str, float] = {}
-    terms["positions"] = float(np.mean((d[ok] / tol[ok]) ** 2))
+    x = d[ok] / tol[ok]
+    terms["positions"] = float(np.dot(x, x)) / nex
     # A peak off every ring but with rings inside its half width is a blend of
     # overlapping rings (the free fit merged them): half a penalty, and its rings are
     # not counted as absent.
@@ -338,13 +339,15 @@ def evaluate(
         dev = np.abs(lr - math.log(scale))
         # Generous: only the part of a ratio beyond the model uncertainty counts; the
         # small variance term ranks hypotheses that explain the positions equally well.
-        terms["intensities"] = float(np.mean(np.maximum(dev - lnf, 0.0) ** 2)) + 0.05 * float(
-            np.var(lr)
+        beyond = np.maximum(dev - lnf, 0.0)
+        spread = lr - float(np.sum(lr)) / lr.size
+        terms["intensities"] = (
+            float(np.dot(beyond, beyond)) / beyond.size
+            + 0.05 * float(np.dot(spread, spread)) / spread.size
         )
         # a peak on a ring the basis extinguishes (predicted zero): weak evidence against
         terms["intensities"] += 0.5 * float(np.count_nonzero(~pos))
     # Simplicity: fewer predicted rings in range (de Wolff's idea), then lattice order.
-    bsum = _lat.ring_table(lattice, float(s_arr[-1]) if s_arr.size else 1.0)[1][: qp.size]
     simple = simplicity_cost(lattice, in_range, bsum)
     if float(sum(terms.values())) + simple >= worse_than:
         return None  # the terms still to come (absent rings, plausibility) are >= 0
