@@ -18,11 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+# peak_rss_mb: the process's own peak (VmHWM); getrusage's ru_maxrss survives exec on Linux
+# and would report this benchmark's memory at the spawn (the generated frames) instead.
 DRIVER = """
-import json, resource, sys
+import json, sys
 from saxsred.pipeline import run_recipe
+from saxsred.pipeline.executors import peak_rss_mb
 rep = run_recipe(sys.argv[1], data=sys.argv[2], output=sys.argv[3], progress=False, log=lambda s: None)
-print(json.dumps({"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "counts": rep.counts}))
+print(json.dumps({"rss_mb": peak_rss_mb(), "counts": rep.counts}))
 """
 
 

@@ -47,6 +47,16 @@ def tune_malloc() -> None:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB): VmHWM of /proc/self/status where there is
+    one (getrusage's ru_maxrss survives exec on Linux, so a spawned process would report its
+    parent's peak at the time of the spawn when that was higher), else ru_maxrss."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
