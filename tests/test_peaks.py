@@ -467,3 +467,22 @@ def test_flat_chi_trace_is_isotropic_quickly_and_its_figure_shows_the_data():
     assert fit_azimuthal_peaks(chi, y).verdict == "isotropic"  # sigma estimated from the trace
     fig = plot_azimuthal(fit)
     assert any(np.array_equal(ln.get_ydata(), fit.data) for ln in fig.axes[0].lines)
+
+
+def test_a_width_is_measured_only_above_the_sampling_and_the_noise():
+    # The coherence length rests on a free FWHM only when the data can measure it: at least
+    # two q steps wide where the peak sits and two standard errors from zero.
+    from types import SimpleNamespace as Pk
+
+    from saxsred.peaks.coherence import width_measured
+
+    q = np.linspace(0.1, 1.1, 1001)  # steps of 0.001 nm^-1
+    assert width_measured(Pk(q_nm=0.5, fwhm_inv_nm=0.01, fwhm_err_inv_nm=0.001), q)
+    assert not width_measured(Pk(q_nm=0.5, fwhm_inv_nm=0.0015, fwhm_err_inv_nm=1e-5), q)
+    assert not width_measured(Pk(q_nm=0.5, fwhm_inv_nm=0.01, fwhm_err_inv_nm=0.006), q)
+    assert not width_measured(Pk(q_nm=0.5, fwhm_inv_nm=0.01, fwhm_err_inv_nm=float("nan")), q)
+    # log-spaced q: the step grows with q, so the same width is measured at low q only
+    ql = np.geomspace(0.1, 10.0, 500)  # step = 0.93% of q
+    pk = dict(fwhm_inv_nm=0.02, fwhm_err_inv_nm=0.001)
+    assert width_measured(Pk(q_nm=0.5, **pk), ql)  # 2 steps = 0.0093
+    assert not width_measured(Pk(q_nm=5.0, **pk), ql)  # 2 steps = 0.093
