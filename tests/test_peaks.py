@@ -424,12 +424,57 @@ def test_indexer_pruning_leaves_the_result_unchanged(monkeypatch):
     assert fast.best.lattice == "SC"
 
 
+def _refine_one(lat, a0, q, qe, tol, rel_tol, q_hi):
+    # one seed at a time: up to three passes of nearest-ring matching and weighted least
+    # squares through the origin, q = 2 pi sqrt(s) / a (None: no rings or no match)
+    from saxsred.lattice import MAX_S, ring_table
+    from saxsred.peaks.score import match_rings, wls_a
+
+    a = a0
+    for _ in range(3):
+        smax = (q_hi * (1 + 2 * rel_tol) * a / (2 * math.pi)) ** 2
+        if smax > MAX_S:
+            return None
+        s_all = ring_table(lat, smax)[0]
+        if s_all.size == 0:
+            return None
+        j, _, ok = match_rings(q, 2 * math.pi * np.sqrt(s_all) / a, tol)
+        if not ok.any():
+            return None
+        a_new = wls_a(q[ok], qe[ok], s_all[j[ok]])[0]
+        if abs(a_new - a) < 1e-9 * a:
+            return a_new
+        a = a_new
+    return a
+
+
+def _floor_one(lat, a, q, tol, rel_tol, q_lo, q_hi, fw, margin):
+    # evaluate's position, unexplained-peak (a blend: half) and simplicity terms at one a
+    from saxsred.lattice import MAX_S, ring_table
+    from saxsred.peaks.score import blend_peaks, in_range_mask, match_rings, simplicity_cost
+
+    smax = (q_hi * (1 + 2 * rel_tol) * a / (2 * math.pi)) ** 2
+    if smax > MAX_S:
+        return math.inf
+    s_all, bsum = ring_table(lat, smax)
+    qp = 2 * math.pi * np.sqrt(s_all) / a
+    _, d, ok = match_rings(q, qp, tol)
+    if not ok.any():
+        return math.inf
+    nb = float(blend_peaks(q, qp, ok, fw)[0].sum())
+    return (
+        float(np.mean((d[ok] / tol[ok]) ** 2))
+        + 2.0 * (q.size - ok.sum() - nb)
+        + 0.5 * nb
+        + simplicity_cost(lat, in_range_mask(qp, q_lo, q_hi, rel_tol, fw, margin), bsum)
+    )
+
+
 def test_hypotheses_all_at_once_equal_one_at_a_time():
-    # refine_many / cost_floors (arrays over every seed) against the one-hypothesis
-    # functions refine_a / cost_floor of score.py, seed by seed, on every lattice
+    # refine_many / cost_floors (arrays over every seed) against the one-seed-at-a-time
+    # algorithm written above, seed by seed, on every lattice
     from saxsred.peaks.hypotheses import cost_floors, refine_many
     from saxsred.peaks.predict import LATTICES, lattice_shells
-    from saxsred.peaks.score import cost_floor, refine_a
 
     rng = np.random.default_rng(3)
     q = np.sort(np.array([0.551, 0.7795, 0.9546, 1.1023, 1.2324, 1.3501, 1.5589, 0.83]))
@@ -443,12 +488,12 @@ def test_hypotheses_all_at_once_equal_one_at_a_time():
             for sh in lattice_shells(lat, 400.0)[:12]
         ]
         many = refine_many(lat, seeds, q, qe, tol, 0.01, 1.7)
-        one = [refine_a(lat, a0, q, qe, tol, 0.01, 1.7) for a0 in seeds]
+        one = [_refine_one(lat, a0, q, qe, tol, 0.01, 1.7) for a0 in seeds]
         assert [x is None for x in one] == np.isnan(many).tolist(), lat
         good = [x for x in one if x is not None]
         assert np.allclose(many[~np.isnan(many)], good, rtol=1e-12, atol=0), lat
         floors = cost_floors(lat, good, q, tol, 0.01, 0.3, 1.7, fw, 0.04)
-        ref = [cost_floor(lat, a, q, tol, 0.01, 0.3, 1.7, fw, 0.04) for a in good]
+        ref = [_floor_one(lat, a, q, tol, 0.01, 0.3, 1.7, fw, 0.04) for a in good]
         assert np.allclose(floors, ref, rtol=1e-12, atol=1e-12), lat
 
 
@@ -486,3 +531,13 @@ def test_a_width_is_measured_only_above_the_sampling_and_the_noise():
     pk = dict(fwhm_inv_nm=0.02, fwhm_err_inv_nm=0.001)
     assert width_measured(Pk(q_nm=0.5, **pk), ql)  # 2 steps = 0.0093
     assert not width_measured(Pk(q_nm=5.0, **pk), ql)  # 2 steps = 0.093
+
+
+def test_one_ring_explains_one_peak_the_nearest():
+    from saxsred.peaks.score import match_rings
+
+    qo = np.array([1.0, 1.005, 2.0])
+    j, d, ok = match_rings(qo, np.array([1.004, 2.0]), np.full(3, 0.01))
+    assert j.tolist() == [0, 0, 1]
+    assert ok.tolist() == [False, True, True]  # 1.005 is 0.1% off the ring, 1.0 is 0.4%
+    assert np.allclose(d, [(1.0 - 1.004) / 1.0, (1.005 - 1.004) / 1.005, 0.0])

@@ -1,11 +1,11 @@
 """Indexing hypotheses of one lattice, all at once: seeds refined on positions, cost floors.
 
 :func:`index_peaks` tries the three lowest peaks as each of a lattice's first rings; every
-seed a0 is refined by matching positions only (:func:`refine_many`, the arrays form of
-:func:`.score.refine_a`), and each refined a is bounded below by the position-only part of
-the cost (:func:`cost_floors`, of :func:`.score.cost_floor`). Done for all seeds of a lattice
-in a few array operations instead of a Python loop over them: the same numbers (to rounding
-of the sums), several times faster on curves of many peaks.
+seed a0 is refined by matching positions only (:func:`refine_many`), and each refined a is
+bounded below by the position-only part of :func:`.score.evaluate`'s cost
+(:func:`cost_floors`). Done for all seeds of a lattice in a few array operations instead of
+a Python loop over them (tests/test_peaks.py checks them against the one-at-a-time
+algorithm written in the test).
 """
 
 from __future__ import annotations
@@ -15,14 +15,9 @@ import math
 import numpy as np
 
 from .. import lattice as _lat
-from .predict import LATTICES
-from .score import SIMPLICITY
+from .score import in_range_mask, match_many, s_needed, simplicity_cost
 
 TWO_PI = 2.0 * math.pi
-
-
-def _s_needed(q_hi: float, rel_tol: float, a: np.ndarray) -> np.ndarray:
-    return (q_hi * (1 + 2 * rel_tol) * a / TWO_PI) ** 2
 
 
 def _table(lattice: str, smax: np.ndarray, live: np.ndarray):
@@ -34,36 +29,16 @@ def _table(lattice: str, smax: np.ndarray, live: np.ndarray):
     return s_all, bsum, np.where(live, m, 0)
 
 
-def match_many(qo, qp, tol):
-    """:func:`.score.match_rings` for every row of ``qp`` (rings as q, +inf where a row has
-    none): nearest ring ``j`` (first on ties), offsets ``d`` and which peaks it explains,
-    one peak per ring (the nearest wins; the first on ties)."""
-    diff = np.abs(qo[None, :, None] - qp[:, None, :])
-    j = np.argmin(diff, axis=2)
-    qsel = np.take_along_axis(qp, j, axis=1)
-    d = (qo[None, :] - qsel) / qo[None, :]
-    ad = np.abs(d)
-    ok = ad < tol[None, :]
-    n = qo.size
-    if n > 1:
-        same = (j[:, :, None] == j[:, None, :]) & ok[:, None, :] & ok[:, :, None]
-        idx = np.arange(n)
-        better = (ad[:, None, :] < ad[:, :, None]) | (
-            (ad[:, None, :] == ad[:, :, None]) & (idx[None, None, :] < idx[None, :, None])
-        )
-        ok &= ~(same & better).any(axis=2)
-    return j, d, ok
-
-
 def refine_many(lattice, a0, qo, qerr, tol, rel_tol, q_hi) -> np.ndarray:
     """Each seed ``a0`` refined by matching positions only (up to three weighted
-    least-squares passes, q = 2 pi sqrt(s)/a); NaN where :func:`.score.refine_a` gives None."""
+    least-squares passes, q = 2 pi sqrt(s)/a); NaN where a seed has no answer (it would need
+    rings beyond :data:`saxsred.lattice.MAX_S`, or matches no peak)."""
     a = np.array(a0, float)
     out = np.full(a.size, np.nan)
     live = np.ones(a.size, bool)
     wt = np.ones_like(qo) if qerr is None else 1.0 / np.maximum(qerr, 1e-12) ** 2
     for _ in range(3):
-        smax = _s_needed(q_hi, rel_tol, a)
+        smax = s_needed(q_hi, rel_tol, a)
         live &= smax <= _lat.MAX_S
         if not live.any():
             break
@@ -91,10 +66,12 @@ def refine_many(lattice, a0, qo, qerr, tol, rel_tol, q_hi) -> np.ndarray:
 
 
 def cost_floors(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin) -> np.ndarray:
-    """:func:`.score.cost_floor` of every refined ``a`` (inf where it is)."""
+    """A lower bound of :func:`.score.evaluate`'s cost at each refined ``a`` from positions
+    alone (inf where there is no hypothesis): its position, unexplained-peak and simplicity
+    terms; the intensity, absent-ring and plausibility terms it leaves out are >= 0."""
     a = np.asarray(a, float)
     out = np.full(a.size, np.inf)
-    smax = _s_needed(q_hi, rel_tol, a)
+    smax = s_needed(q_hi, rel_tol, a)
     live = np.isfinite(a) & (smax <= _lat.MAX_S)
     if not live.any():
         return out
@@ -113,10 +90,8 @@ def cost_floors(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin) -> np.nd
         nb = np.where(ok.all(axis=1), 0, inside.any(axis=2).sum(axis=1)).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         pos = np.sum(np.where(ok, (d / tol[None, :]) ** 2, 0.0), axis=1) / nex
-    in_range = valid & (qp >= q_lo * (1 - rel_tol) + margin) & (qp <= q_hi * (1 + rel_tol) - margin)
-    simple = SIMPLICITY * np.count_nonzero(
-        in_range & (bsum[None, :] > 0), axis=1
-    ) + 0.001 * LATTICES.index(lattice)
+    in_range = valid & in_range_mask(qp, q_lo, q_hi, rel_tol, fwhm, margin)
+    simple = simplicity_cost(lattice, in_range, bsum[None, :])
     floor = pos + 2.0 * (qo.size - nex - nb) + 0.5 * nb + simple
     keep = live & (nex > 0)
     out[keep] = floor[keep]

@@ -24,7 +24,6 @@ from .predict import (
     nn_distance,
     packing_fraction,
     reflection_arrays,
-    ring_s,
 )
 
 #: Factor by which a predicted intensity may be off either way (stated in every result).
@@ -102,44 +101,35 @@ def wls_a(qo, qerr, s):
     return a, a * math.sqrt(var_u) / u, u
 
 
-def match_rings(qo: np.ndarray, qp: np.ndarray, tol: np.ndarray):
-    """Nearest ring j of each peak, relative offsets d and which peaks it explains (one
-    ring explains one peak: the nearest wins)."""
-    j = np.argmin(np.abs(qo[:, None] - qp[None, :]), axis=1)
-    d = (qo - qp[j]) / qo
-    ok = np.abs(d) < tol
-    jo = j[ok].tolist()
-    if len(jo) > 1 and len(set(jo)) < len(jo):
-        for jj in set(jo):
-            idx = np.nonzero(ok & (j == jj))[0]
-            if idx.size > 1:
-                bestk = idx[np.argmin(np.abs(d[idx]))]
-                ok[idx[idx != bestk]] = False
+def match_many(qo, qp, tol):
+    """Nearest ring ``j`` of each peak (the first on ties) for every row of ``qp`` (rings
+    as q, +inf where a row has none), relative offsets ``d`` and which peaks it explains:
+    within ``tol``, one peak per ring (the nearest wins; the first on ties)."""
+    diff = np.abs(qo[None, :, None] - qp[:, None, :])
+    j = np.argmin(diff, axis=2)
+    qsel = np.take_along_axis(qp, j, axis=1)
+    d = (qo[None, :] - qsel) / qo[None, :]
+    ad = np.abs(d)
+    ok = ad < tol[None, :]
+    n = qo.size
+    if n > 1:
+        same = (j[:, :, None] == j[:, None, :]) & ok[:, None, :] & ok[:, :, None]
+        idx = np.arange(n)
+        better = (ad[:, None, :] < ad[:, :, None]) | (
+            (ad[:, None, :] == ad[:, :, None]) & (idx[None, None, :] < idx[None, :, None])
+        )
+        ok &= ~(same & better).any(axis=2)
     return j, d, ok
+
+
+def match_rings(qo: np.ndarray, qp: np.ndarray, tol: np.ndarray):
+    """:func:`match_many` for one set of rings ``qp``: (j, d, ok) of each peak."""
+    j, d, ok = match_many(qo, np.asarray(qp, float)[None, :], tol)
+    return j[0], d[0], ok[0]
 
 
 def s_needed(q_hi, rel_tol, a):
     return (q_hi * (1 + 2 * rel_tol) * a / (2.0 * math.pi)) ** 2
-
-
-def refine_a(lattice, a0, qo, qerr, tol, rel_tol, q_hi):
-    """a refined from a0 by matching positions only (no intensities: cheap), or None
-    (also when the hypothesis would need more rings than :data:`saxsred.lattice.MAX_S`)."""
-    a = a0
-    for _ in range(3):
-        if s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
-            return None
-        s_all = ring_s(lattice, s_needed(q_hi, rel_tol, a))
-        if s_all.size == 0:
-            return None
-        j, _, ok = match_rings(qo, 2.0 * math.pi * np.sqrt(s_all) / a, tol)
-        if not ok.any():
-            return None
-        a_new = wls_a(qo[ok], None if qerr is None else qerr[ok], s_all[j[ok]])[0]
-        if abs(a_new - a) < 1e-9 * a:
-            return a_new
-        a = a_new
-    return a
 
 
 def blend_peaks(qo, qp, ok, fwhm):
@@ -167,32 +157,13 @@ def in_range_mask(qp, q_lo, q_hi, rel_tol, fwhm, margin=None):
 SIMPLICITY = 0.02
 
 
-def simplicity_cost(lattice, in_range, bsum) -> float:
-    return SIMPLICITY * float(np.count_nonzero(in_range & (bsum > 0))) + 0.001 * LATTICES.index(
+def simplicity_cost(lattice, in_range, bsum):
+    """SIMPLICITY per visible ring in range, plus the lattice's order; a float, or one per
+    row of a 2-D ``in_range``."""
+    cost = SIMPLICITY * np.count_nonzero(in_range & (bsum > 0), axis=-1) + 0.001 * LATTICES.index(
         lattice
     )
-
-
-def cost_floor(lattice, a, qo, tol, rel_tol, q_lo, q_hi, fwhm, margin=None) -> float:
-    """A lower bound of :func:`evaluate`'s cost at refined ``a`` from positions alone:
-    its position, unexplained-peak and simplicity terms (the intensity, absent-ring and
-    plausibility terms it leaves out are >= 0)."""
-    if s_needed(q_hi, rel_tol, a) > _lat.MAX_S:
-        return math.inf
-    s_all, bsum = _lat.ring_table(lattice, s_needed(q_hi, rel_tol, a))
-    qp = 2.0 * math.pi * np.sqrt(s_all) / a
-    _, d, ok = match_rings(qo, qp, tol)
-    nex = int(ok.sum())
-    if nex == 0:
-        return math.inf
-    blend, _ = blend_peaks(qo, qp, ok, fwhm)
-    nb = float(blend.sum())
-    return (
-        float(np.mean((d[ok] / tol[ok]) ** 2))
-        + 2.0 * (qo.size - nex - nb)
-        + 0.5 * nb
-        + simplicity_cost(lattice, in_range_mask(qp, q_lo, q_hi, rel_tol, fwhm, margin), bsum)
-    )
+    return float(cost) if np.ndim(cost) == 0 else cost
 
 
 def median(x) -> float:
@@ -238,13 +209,8 @@ def width_law(q_obs, fwhm_obs) -> tuple[float, float, float] | None:
     return p, c, float(np.min(w))
 
 
-def expected_widths(q_obs, fwhm_obs, q_at, law=None) -> np.ndarray | None:
-    """FWHM expected at ``q_at`` from the explained peaks' widths (:func:`width_law`, or
-    ``law`` when already known); None without widths."""
-    if law is None:
-        law = width_law(q_obs, fwhm_obs)
-    if law is None:
-        return None
+def expected_widths(law, q_at) -> np.ndarray:
+    """FWHM expected at ``q_at`` by a :func:`width_law` (p, c, floor)."""
     p, c, floor = law
     q_at = np.asarray(q_at, float)
     if p == 0.0:
@@ -292,7 +258,7 @@ def evaluate(
     hidden=None,
     widths=None,
 ):
-    """Score the lattice at ``a`` (refined by :func:`refine_a`): a :class:`Candidate`, or
+    """Score the lattice at ``a`` (refined on positions, :func:`.hypotheses.refine_many`): a :class:`Candidate`, or
     None when nothing matches or the cost is not below ``worse_than`` (decided as soon as
     the terms known so far reach it). ``widths``: an optional dict that caches the width law
     of each explained set across the hypotheses of one indexing run."""
@@ -404,9 +370,10 @@ def evaluate(
             law = width_law(qo[ok], None if fwhm is None else fwhm[ok])
             if widths is not None:
                 widths[key] = law
-        w_ring = expected_widths(None, None, qp[absent_idx], law) if law is not None else None
-        if w_ring is None:
+        if law is None:  # no widths known: any feature near the ring hides it
             w_ring = np.full(len(absent_idx), np.inf)
+        else:
+            w_ring = expected_widths(law, qp[absent_idx])
         near &= hw[None, :] <= 3.0 * w_ring[:, None]
         if scaled and len(hidden) > 2 and hidden[2] is not None:
             ha = np.abs(np.asarray(hidden[2], float))
