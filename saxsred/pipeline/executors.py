@@ -176,33 +176,54 @@ class DaskExecutor:
                 break
         try:
             for fut in ac:
-                args = args_of.pop(fut)
-                try:
-                    res = fut.result()
-                except Exception as exc:  # the task was lost (a worker died): report its inputs
-                    res = TaskError(exc, args)
-                fut.release()
+                res = task_result(fut, args_of.pop(fut))
                 nxt = next(it, None)
                 if nxt is not None:
                     submit(nxt)
                 yield res
         finally:
-            if args_of:  # interrupted: stop the rest
-                with contextlib.suppress(Exception):
-                    self.client.cancel(list(args_of))
-                args_of.clear()
+            cancel_pending(self.client, args_of)
 
     def worker_peak_rss_mb(self) -> dict[str, float]:
-        try:
-            res = self.client.run(peak_rss_mb)
-        except Exception:
-            return {}
-        return {str(k): round(float(v), 1) for k, v in sorted(res.items())}
+        return workers_peak_rss_mb(self.client)
 
     def close(self) -> None:
-        for obj in self._own:
-            with contextlib.suppress(Exception):
-                obj.close()
+        close_quietly(self._own)
+
+
+def task_result(fut: Any, args: tuple) -> Any:
+    """A finished future's result, or a :class:`TaskError` with the task's arguments when
+    the task was lost (its worker died); the future is released."""
+    try:
+        res = fut.result()
+    except Exception as exc:
+        res = TaskError(exc, args)
+    fut.release()
+    return res
+
+
+def cancel_pending(client: Any, args_of: dict[Any, tuple]) -> None:
+    """Cancel the futures still in flight (a run interrupted or ended early)."""
+    if args_of:
+        with contextlib.suppress(Exception):
+            client.cancel(list(args_of))
+        args_of.clear()
+
+
+def workers_peak_rss_mb(client: Any) -> dict[str, float]:
+    """Each worker's peak memory (MB) by address; empty when the cluster cannot say."""
+    try:
+        res = client.run(peak_rss_mb)
+    except Exception:
+        return {}
+    return {str(k): round(float(v), 1) for k, v in sorted(res.items())}
+
+
+def close_quietly(objs: Iterable[Any]) -> None:
+    """Close each of ``objs`` (clients, clusters), going on past one that fails."""
+    for obj in objs:
+        with contextlib.suppress(Exception):
+            obj.close()
 
 
 def import_modules(names: Sequence[str]) -> None:
@@ -257,9 +278,7 @@ class LocalExecutor:
             with contextlib.suppress(Exception):  # only a head start: a failure shows in the tasks
                 client.run(import_modules, self.preload)
             if self._closed:
-                with contextlib.suppress(Exception):
-                    client.close()
-                    client.cluster.close()
+                close_quietly((client, client.cluster))
                 return
             self.client = client
         except BaseException as exc:  # this process goes on alone, and the report says why
@@ -306,13 +325,16 @@ class LocalExecutor:
 
         def collect(block: bool) -> Iterator[Any]:
             for fut in ac.next_batch(block=block) if (block or ac.has_ready()) else ():
-                args = args_of.pop(fut)
-                try:
-                    res = fut.result()
-                except Exception as exc:  # the task was lost (a worker died): report its inputs
-                    res = TaskError(exc, args)
-                fut.release()
-                yield res
+                yield task_result(fut, args_of.pop(fut))
+
+        def serve() -> Iterator[Any]:
+            # the cluster's turn: used from when it is up; its finished tasks, then refill
+            nonlocal ac
+            if ac is None and self._ready.is_set() and self.client is not None:
+                ac = as_completed()
+            if ac is not None:
+                yield from collect(False)
+                feed()
 
         from distributed import as_completed
 
@@ -320,11 +342,7 @@ class LocalExecutor:
             self._ready.wait()
         try:
             while True:
-                if ac is None and self._ready.is_set() and self.client is not None:
-                    ac = as_completed()
-                if ac is not None:
-                    yield from collect(False)
-                    feed()
+                yield from serve()
                 if ac is not None and not self.work_here:
                     if not args_of:
                         break
@@ -338,25 +356,16 @@ class LocalExecutor:
                 items, rest = args[0], args[1:]
                 for item in items:
                     yield fn([item], *rest)
-                    if ac is None and self._ready.is_set() and self.client is not None:
-                        ac = as_completed()
-                    if ac is not None:
-                        yield from collect(False)
-                        feed()
+                    yield from serve()
             while ac is not None and args_of:
                 yield from collect(True)
         finally:
-            if args_of:  # interrupted: stop the rest
-                with contextlib.suppress(Exception):
-                    self.client.cancel(list(args_of))
-                args_of.clear()
+            cancel_pending(self.client, args_of)
 
     def worker_peak_rss_mb(self) -> dict[str, float]:
         out = {"this process": round(peak_rss_mb(), 1)}
         if self.client is not None:
-            with contextlib.suppress(Exception):
-                res = self.client.run(peak_rss_mb)
-                out.update({str(k): round(float(v), 1) for k, v in sorted(res.items())})
+            out.update(workers_peak_rss_mb(self.client))
         return out
 
     def close(self) -> None:
@@ -364,9 +373,7 @@ class LocalExecutor:
         if self._thread is not None:
             self._thread.join()
         if self.client is not None:
-            for obj in (self.client, self.client.cluster):
-                with contextlib.suppress(Exception):
-                    obj.close()
+            close_quietly((self.client, self.client.cluster))
 
 
 class TaskError:
